@@ -1,0 +1,6 @@
+"""Outpost edge agent: the daemon core (config, events, outbox, MQTT link, commands, control socket).
+
+Drivers live in ``drivers/``; installer tools in ``provisioning/``.
+"""
+
+__version__ = "0.1.0"

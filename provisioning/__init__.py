@@ -1,0 +1,1 @@
+"""Installer tools: device identity, enrolment, config writing and first-boot images."""
