@@ -30,3 +30,7 @@ class ControlError(OutpostError):
 
 class DriverFault(OutpostError):
     """A hardware driver could not open or read its device."""
+
+
+class ProvisioningError(OutpostError):
+    """Identity, enrolment, config writing or image preparation failed; the message says why."""
