@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from agent.errors import ConfigError
+from agent.vision.config import VisionConfig
 
 DEFAULT_CONFIG_PATH = Path("/etc/outpost/outpost.toml")
 _TOPIC_FORBIDDEN = set("+#\x00")
@@ -162,6 +163,7 @@ class Settings(BaseSettings):
     control: ControlConfig = Field(default_factory=ControlConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     sim: SimConfig = Field(default_factory=SimConfig)
+    vision: VisionConfig = Field(default_factory=VisionConfig)
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,106 @@
+"""Boxes, overlap and detection regions: pure functions over pixel coordinates.
+
+A box is ``(x1, y1, x2, y2)`` in integer pixels of the full frame, x2/y2 exclusive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+Box = tuple[int, int, int, int]
+
+
+def iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two boxes; 0.0 when either is empty."""
+    ix1, iy1 = max(a[0], b[0]), max(a[1], b[1])
+    ix2, iy2 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, ix2 - ix1) * max(0.0, iy2 - iy1)
+    area_a = max(0.0, a[2] - a[0]) * max(0.0, a[3] - a[1])
+    area_b = max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1])
+    union = area_a + area_b - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> list[int]:
+    """Greedy non-maximum suppression; returns kept indices, best score first.
+
+    ``boxes`` is an ``(N, 4)`` array of x1, y1, x2, y2.
+    """
+    if len(boxes) == 0:
+        return []
+    x1, y1, x2, y2 = (boxes[:, i].astype(np.float64) for i in range(4))
+    areas = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    order = np.argsort(-scores, kind="stable")
+    keep: list[int] = []
+    while order.size:
+        i = int(order[0])
+        keep.append(i)
+        rest = order[1:]
+        w = np.clip(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0, None)
+        h = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0, None)
+        inter = w * h
+        union = areas[i] + areas[rest] - inter
+        overlap = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+        order = rest[overlap <= iou_threshold]
+    return keep
+
+
+def square_region(frame_w: int, frame_h: int, box: Box, min_side: int, multiplier: float) -> Box:
+    """A square around ``box``: ``multiplier`` × its longest edge, at least ``min_side``, kept
+    inside the frame (as Frigate's ``calculate_region`` does)."""
+    bw, bh = box[2] - box[0], box[3] - box[1]
+    side = int(max(min_side, multiplier * max(bw, bh)))
+    side = min(side, frame_w, frame_h)
+    cx, cy = (box[0] + box[2]) // 2, (box[1] + box[3]) // 2
+    x1 = min(max(0, cx - side // 2), frame_w - side)
+    y1 = min(max(0, cy - side // 2), frame_h - side)
+    return (x1, y1, x1 + side, y1 + side)
+
+
+def contains(outer: Box, inner: Box) -> bool:
+    return (
+        outer[0] <= inner[0]
+        and outer[1] <= inner[1]
+        and outer[2] >= inner[2]
+        and outer[3] >= inner[3]
+    )
+
+
+def union_box(boxes: Sequence[Box]) -> Box:
+    return (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
+
+
+def detection_regions(
+    frame_w: int,
+    frame_h: int,
+    boxes: Sequence[Box],
+    *,
+    min_side: int,
+    max_regions: int,
+    multiplier: float = 2.0,
+) -> list[Box]:
+    """The crops the detector should look at for these motion or track boxes.
+
+    Largest box first, each gets a square region unless an earlier region already holds it;
+    past ``max_regions`` the leftovers share one region around their union, so motion is never
+    silently ignored.
+    """
+    regions: list[Box] = []
+    leftovers: list[Box] = []
+    for box in sorted(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True):
+        if any(contains(r, box) for r in regions):
+            continue
+        if len(regions) < max_regions - 1 or (len(regions) == max_regions - 1 and not leftovers):
+            regions.append(square_region(frame_w, frame_h, box, min_side, multiplier))
+        else:
+            leftovers.append(box)
+    if leftovers:
+        regions.append(square_region(frame_w, frame_h, union_box(leftovers), min_side, 1.2))
+    return regions

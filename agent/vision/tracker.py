@@ -1,0 +1,98 @@
+"""IoU tracker: joins per-frame detections into tracks, so one car is one event.
+
+A track is reported once it has been seen ``min_hits`` times, and ends when it has not been
+seen for ``timeout_s``. Objects standing still are kept alive by periodic re-detection of
+their region (the pipeline asks ``boxes_to_recheck``), not by motion.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from agent.vision.config import TrackerConfig
+from agent.vision.geometry import Box, iou
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    label: str
+    score: float
+    box: Box
+
+
+@dataclass(slots=True)
+class Track:
+    id: int
+    label: str
+    box: Box
+    score: float
+    top_score: float
+    first_seen: float
+    last_seen: float
+    hits: int = 1
+    reported: bool = False
+    snapshot_ref: dict[str, object] | None = field(default=None)
+
+    @property
+    def duration_s(self) -> float:
+        return self.last_seen - self.first_seen
+
+
+class IouTracker:
+    """Greedy same-label IoU matching of detections to live tracks."""
+
+    def __init__(self, cfg: TrackerConfig) -> None:
+        self._cfg = cfg
+        self._ids = itertools.count(1)
+        self.tracks: dict[int, Track] = {}
+        self._last_recheck = float("-inf")
+
+    def update(self, detections: list[Detection], now: float) -> tuple[list[Track], list[Track]]:
+        """Match ``detections`` seen at ``now``; returns (newly confirmed, ended) tracks."""
+        pairs = sorted(
+            (
+                (iou(t.box, d.box), tid, di)
+                for tid, t in self.tracks.items()
+                for di, d in enumerate(detections)
+                if t.label == d.label
+            ),
+            reverse=True,
+        )
+        used_tracks: set[int] = set()
+        used_dets: set[int] = set()
+        for overlap, tid, di in pairs:
+            if overlap < self._cfg.iou:
+                break
+            if tid in used_tracks or di in used_dets:
+                continue
+            used_tracks.add(tid)
+            used_dets.add(di)
+            t, d = self.tracks[tid], detections[di]
+            t.box, t.score, t.last_seen = d.box, d.score, now
+            t.top_score = max(t.top_score, d.score)
+            t.hits += 1
+        for di, d in enumerate(detections):
+            if di not in used_dets:
+                tid = next(self._ids)
+                self.tracks[tid] = Track(tid, d.label, d.box, d.score, d.score, now, now)
+        confirmed: list[Track] = []
+        for t in self.tracks.values():
+            if not t.reported and t.hits >= self._cfg.min_hits:
+                t.reported = True
+                confirmed.append(t)
+        return confirmed, self.expire(now)
+
+    def expire(self, now: float) -> list[Track]:
+        """Drop tracks unseen for ``timeout_s``; returns those that had been reported."""
+        ended = [t for t in self.tracks.values() if now - t.last_seen > self._cfg.timeout_s]
+        for t in ended:
+            del self.tracks[t.id]
+        return [t for t in ended if t.reported]
+
+    def boxes_to_recheck(self, now: float) -> list[Box]:
+        """Boxes of live tracks when a re-detection is due (every ``recheck_s``), else none."""
+        if not self.tracks or now - self._last_recheck < self._cfg.recheck_s:
+            return []
+        self._last_recheck = now
+        return [t.box for t in self.tracks.values()]
