@@ -22,6 +22,7 @@ from pydantic_settings import (
 
 from agent.errors import ConfigError
 from agent.vision.config import VisionConfig
+from drivers.gpio.config import GpioConfig
 
 DEFAULT_CONFIG_PATH = Path("/etc/outpost/outpost.toml")
 _TOPIC_FORBIDDEN = set("+#\x00")
@@ -163,6 +164,7 @@ class Settings(BaseSettings):
     control: ControlConfig = Field(default_factory=ControlConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     sim: SimConfig = Field(default_factory=SimConfig)
+    gpio: GpioConfig = Field(default_factory=GpioConfig)
     vision: VisionConfig = Field(default_factory=VisionConfig)
 
     @classmethod
