@@ -104,6 +104,7 @@ class DetectorConfig(Section):
         description="labels that become tracks; empty = all",
     )
     nms_iou: float = Field(0.5, gt=0, lt=1)
+    min_area: int = Field(400, ge=0, description="ignore objects smaller than this (px²)")
     max_regions: int = Field(4, ge=1, le=32)
 
 

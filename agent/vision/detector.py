@@ -48,17 +48,22 @@ def decode_yolo(
     input_size: tuple[int, int],
     min_score: float,
     iou_threshold: float,
+    num_classes: int | None = None,
     max_detections: int = 100,
 ) -> list[RawDetection]:
     """Decode a raw YOLO (v5u/v8 style, no objectness) output of shape ``[1, 4 + C, N]`` or
     ``[1, N, 4 + C]`` with centre-x, centre-y, width, height boxes, then class-wise NMS.
 
-    Boxes in input pixels or already normalised are both accepted.
+    Boxes in input pixels or already normalised are both accepted. Without ``num_classes``
+    the longer axis is taken as the candidates' axis (8400 vs 84 for YOLOv8 at 640).
     """
     out = np.asarray(output, dtype=np.float32)
     out = out.reshape(out.shape[-2], out.shape[-1])
-    if out.shape[0] < out.shape[1]:
-        out = out.T  # → (N, 4 + C)
+    if num_classes is not None:
+        if out.shape[0] == 4 + num_classes and out.shape[1] != 4 + num_classes:
+            out = out.T  # → (N, 4 + C)
+    elif out.shape[0] < out.shape[1]:
+        out = out.T
     boxes, class_scores = out[:, :4], out[:, 4:]
     cls = class_scores.argmax(axis=1)
     score = class_scores[np.arange(len(cls)), cls]
@@ -175,6 +180,7 @@ class Detector:
             input_size=self.input_size,
             min_score=min([self._cfg.score_threshold, *self._cfg.thresholds.values()]),
             iou_threshold=self._cfg.nms_iou,
+            num_classes=len(self.model.labels) - self.model.entry.label_offset,
         )
 
     def detect(self, frame: np.ndarray, regions: Sequence[Box]) -> list[Detection]:
@@ -196,6 +202,8 @@ class Detector:
                     rx1 + int(x2 * rw),
                     ry1 + int(y2 * rh),
                 )
+                if (box[2] - box[0]) * (box[3] - box[1]) < self._cfg.min_area:
+                    continue
                 found.append(Detection(label, score, box))
         return merge_detections(found, self._cfg.nms_iou)
 

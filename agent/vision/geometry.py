@@ -93,14 +93,35 @@ def detection_regions(
     silently ignored.
     """
     regions: list[Box] = []
+    sources: list[Box] = []
     leftovers: list[Box] = []
     for box in sorted(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True):
         if any(contains(r, box) for r in regions):
             continue
-        if len(regions) < max_regions - 1 or (len(regions) == max_regions - 1 and not leftovers):
+        if len(regions) < max_regions:
             regions.append(square_region(frame_w, frame_h, box, min_side, multiplier))
+            sources.append(box)
         else:
             leftovers.append(box)
     if leftovers:
-        regions.append(square_region(frame_w, frame_h, union_box(leftovers), min_side, 1.2))
+        # The last slot covers the smallest kept box and everything that did not fit.
+        regions.pop()
+        leftovers.append(sources.pop())
+        regions.append(cover_region(frame_w, frame_h, union_box(leftovers), min_side))
     return regions
+
+
+def cover_region(frame_w: int, frame_h: int, box: Box, min_side: int) -> Box:
+    """A region holding all of ``box`` (which may be wider than a square fits): the box with
+    a 10 % margin, at least ``min_side`` each way, inside the frame. The detector input is
+    square, so a wide region is squeezed; that costs accuracy, not coverage."""
+    if max(box[2] - box[0], box[3] - box[1]) * 1.2 <= min(frame_w, frame_h):
+        return square_region(frame_w, frame_h, box, min_side, 1.2)
+    mx, my = (box[2] - box[0]) // 10, (box[3] - box[1]) // 10
+    x1, y1 = max(0, box[0] - mx), max(0, box[1] - my)
+    x2, y2 = min(frame_w, box[2] + mx), min(frame_h, box[3] + my)
+    if x2 - x1 < min_side:
+        x1, x2 = max(0, min(x1, frame_w - min_side)), min(frame_w, max(x2, x1 + min_side))
+    if y2 - y1 < min_side:
+        y1, y2 = max(0, min(y1, frame_h - min_side)), min(frame_h, max(y2, y1 + min_side))
+    return (x1, y1, x2, y2)

@@ -215,16 +215,26 @@ class CameraPipeline:
         detections = self._detector.detect(frame, regions)
         self.detector_runs += 1
         new, ended = self.tracker.update(detections, ts)
-        for track in new:
-            self._out(self._track_message("object_new", track, frame))
+        if new:
+            # One picture for every object that appeared in this frame.
+            self._out(
+                {
+                    "kind": "objects_new",
+                    "camera": self.cam.name,
+                    "ts": ts,
+                    "frame_size": [frame.shape[1], frame.shape[0]],
+                    "objects": [self._track_message("object_new", t) for t in new],
+                    "jpeg": self._snapshot_jpeg(frame),
+                }
+            )
         for track in ended:
-            self._out(self._track_message("object_end", track, None))
+            self._out(self._track_message("object_end", track))
 
     def _expire_tracks(self, ts: float) -> None:
         for track in self.tracker.expire(ts):
-            self._out(self._track_message("object_end", track, None))
+            self._out(self._track_message("object_end", track))
 
-    def _track_message(self, kind: str, t: Track, frame: np.ndarray | None) -> Message:
+    def _track_message(self, kind: str, t: Track) -> Message:
         msg: Message = {
             "kind": kind,
             "camera": self.cam.name,
@@ -238,9 +248,6 @@ class CameraPipeline:
         }
         if kind == "object_end":
             msg["duration_s"] = round(t.duration_s, 2)
-        if frame is not None:
-            msg["frame_size"] = [frame.shape[1], frame.shape[0]]
-            msg["jpeg"] = self._snapshot_jpeg(frame)
         return msg
 
     def _snapshot_jpeg(self, frame: np.ndarray) -> bytes:

@@ -249,21 +249,23 @@ class VisionService:
             self._media_event(
                 ref, {"camera": msg["camera"], "event_id": ev.id, "ts": rfc3339(msg["ts"])}
             )
-        elif kind == "object_new":
+        elif kind == "objects_new":
             ref = self._store(msg.get("jpeg"))
-            data = {
-                "camera": msg["camera"],
-                "track_id": msg["track_id"],
-                "label": msg["label"],
-                "score": msg["score"],
-                "box": msg["box"],
-                "frame_size": msg.get("frame_size"),
-                "start": rfc3339(msg["start"]),
-                "snapshot": ref.to_dict() if ref else None,
-            }
-            ev = self._emit("vision.object", data)
+            event_ids = []
+            for obj in msg["objects"]:
+                data = {
+                    "camera": msg["camera"],
+                    "track_id": obj["track_id"],
+                    "label": obj["label"],
+                    "score": obj["score"],
+                    "box": obj["box"],
+                    "frame_size": msg.get("frame_size"),
+                    "start": rfc3339(obj["start"]),
+                    "snapshot": ref.to_dict() if ref else None,
+                }
+                event_ids.append(self._emit("vision.object", data).id)
             self._media_event(
-                ref, {"camera": msg["camera"], "event_id": ev.id, "ts": rfc3339(msg["ts"])}
+                ref, {"camera": msg["camera"], "event_ids": event_ids, "ts": rfc3339(msg["ts"])}
             )
         elif kind == "object_end":
             self._emit(

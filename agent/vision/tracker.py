@@ -61,6 +61,7 @@ class IouTracker:
         )
         used_tracks: set[int] = set()
         used_dets: set[int] = set()
+        matches: list[tuple[int, int]] = []
         for overlap, tid, di in pairs:
             if overlap < self._cfg.iou:
                 break
@@ -68,6 +69,27 @@ class IouTracker:
                 continue
             used_tracks.add(tid)
             used_dets.add(di)
+            matches.append((tid, di))
+        # Small, fast objects at a low analysis rate may not overlap from one frame to the
+        # next: fall back to the nearest centre within one box size.
+        near = sorted(
+            (
+                (_centre_distance(t.box, d.box), tid, di)
+                for tid, t in self.tracks.items()
+                if tid not in used_tracks
+                for di, d in enumerate(detections)
+                if di not in used_dets and t.label == d.label
+            ),
+        )
+        for dist, tid, di in near:
+            if tid in used_tracks or di in used_dets:
+                continue
+            if dist > _box_size(self.tracks[tid].box):
+                continue
+            used_tracks.add(tid)
+            used_dets.add(di)
+            matches.append((tid, di))
+        for tid, di in matches:
             t, d = self.tracks[tid], detections[di]
             t.box, t.score, t.last_seen = d.box, d.score, now
             t.top_score = max(t.top_score, d.score)
@@ -96,3 +118,13 @@ class IouTracker:
             return []
         self._last_recheck = now
         return [t.box for t in self.tracks.values()]
+
+
+def _centre_distance(a: Box, b: Box) -> float:
+    ax, ay = (a[0] + a[2]) / 2, (a[1] + a[3]) / 2
+    bx, by = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
+    return float(((ax - bx) ** 2 + (ay - by) ** 2) ** 0.5)
+
+
+def _box_size(box: Box) -> float:
+    return float(max(box[2] - box[0], box[3] - box[1]))

@@ -67,7 +67,9 @@ class RtspRelay:
         lsock.listen(4)
         self.port = lsock.getsockname()[1]
         self._listener = lsock
-        threading.Thread(target=self._accept, args=(lsock,), name="rtsp-accept", daemon=True).start()
+        threading.Thread(
+            target=self._accept, args=(lsock,), name="rtsp-accept", daemon=True
+        ).start()
 
     def drop(self) -> None:
         """Cut the stream: close the listener and every client, stop ffmpeg."""
@@ -99,7 +101,9 @@ class RtspRelay:
                 return
             with self._lock:
                 self._clients.append(conn)
-            threading.Thread(target=self._serve, args=(conn,), name="rtsp-client", daemon=True).start()
+            threading.Thread(
+                target=self._serve, args=(conn,), name="rtsp-client", daemon=True
+            ).start()
 
     def _serve(self, conn: socket.socket) -> None:
         buf = b""

@@ -1,0 +1,97 @@
+"""Real TFLite inference through the runtime seam, and the model manifest checks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from agent.errors import DriverFault
+from agent.vision.config import DetectorConfig
+from agent.vision.detector import Detector
+from agent.vision.models import verify_model
+from agent.vision.runtime import load_interpreter, runtime_name
+
+from .conftest import MODEL_NAME, shared_video, write_manifest
+
+
+def frames_of(path: Path, every: int, limit: int) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    out = []
+    i = 0
+    while len(out) < limit:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        if i % every == 0:
+            out.append(frame)
+        i += 1
+    cap.release()
+    return out
+
+
+def test_runtime_seam_loads_the_model(model_dir: Path) -> None:
+    interp = load_interpreter(model_dir / "detect.tflite", threads=2)
+    assert runtime_name() in ("ai_edge_litert", "tflite_runtime")
+    assert [int(v) for v in interp.get_input_details()[0]["shape"]] == [1, 300, 300, 3]
+    assert len(interp.get_output_details()) == 4
+
+
+def test_runtime_seam_rejects_missing_and_garbage(tmp_path: Path) -> None:
+    with pytest.raises(DriverFault, match="not found"):
+        load_interpreter(tmp_path / "nope.tflite")
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"\x00garbage" * 100)
+    with pytest.raises(DriverFault, match="could not be loaded"):
+        load_interpreter(bad)
+
+
+@pytest.mark.parametrize(
+    ("video", "every"), [("street_640x352.mp4", 24), ("tollbooth_720p.mp4", 60)]
+)
+def test_coco_ssd_finds_cars(model_dir: Path, video: str, every: int) -> None:
+    detector = Detector(verify_model(model_dir, MODEL_NAME), DetectorConfig(threads=2))
+    frames = frames_of(shared_video(video), every, 6)
+    with_car = 0
+    for frame in frames:
+        h, w = frame.shape[:2]
+        dets = detector.detect(frame, [(0, 0, w, h)])
+        assert all(d.score >= 0.5 for d in dets)
+        assert all(0 <= d.box[0] < d.box[2] <= w and 0 <= d.box[1] < d.box[3] <= h for d in dets)
+        with_car += any(d.label == "car" for d in dets)
+    assert with_car >= len(frames) - 1, f"cars found in {with_car}/{len(frames)} frames"
+    assert detector.stats()["inferences"] == len(frames)
+
+
+def test_per_label_thresholds_and_label_filter(model_dir: Path) -> None:
+    frame = frames_of(shared_video("street_640x352.mp4"), 1, 1)[0]
+    region = [(0, 0, frame.shape[1], frame.shape[0])]
+    strict = Detector(verify_model(model_dir, MODEL_NAME), DetectorConfig(thresholds={"car": 0.99}))
+    assert not [d for d in strict.detect(frame, region) if d.label == "car"]
+    people_only = Detector(verify_model(model_dir, MODEL_NAME), DetectorConfig(labels=["person"]))
+    assert all(d.label == "person" for d in people_only.detect(frame, region))
+
+
+def test_manifest_missing_model_and_corrupt(model_dir: Path) -> None:
+    assert verify_model(model_dir, MODEL_NAME).labels[3] == "car"
+    with pytest.raises(DriverFault, match="not in"):
+        verify_model(model_dir, "yolo")
+    write_manifest(model_dir, sha256="0" * 64)
+    with pytest.raises(DriverFault, match="corrupt"):
+        verify_model(model_dir, MODEL_NAME)
+    write_manifest(model_dir)
+    (model_dir / "detect.tflite").unlink()
+    with pytest.raises(DriverFault, match="missing"):
+        verify_model(model_dir, MODEL_NAME)
+    (model_dir / "manifest.json").unlink()
+    with pytest.raises(DriverFault, match="manifest .* not found"):
+        verify_model(model_dir, MODEL_NAME)
+
+
+def test_manifest_schema_errors_are_faults(tmp_path: Path) -> None:
+    (tmp_path / "manifest.json").write_text(json.dumps({"models": [{"name": "x"}]}))
+    with pytest.raises(DriverFault, match="invalid"):
+        verify_model(tmp_path, "x")
