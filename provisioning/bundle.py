@@ -22,7 +22,6 @@ from provisioning.identity import (
     DeviceIdentity,
     IdentityPaths,
     load_certs,
-    load_key,
     verify_device_cert,
     write_public,
 )
@@ -95,10 +94,8 @@ def install_bundle(
     """
     if not paths.key.exists():
         raise ProvisioningError(f"no device key in {paths.pki_dir}; run `identity` first")
-    key = load_key(paths.key.read_bytes())
-    identity = DeviceIdentity.ensure(paths, bundle.device_id)
-    if identity.key.private_numbers() != key.private_numbers():
-        raise ProvisioningError("device key changed while importing")
+    identity = DeviceIdentity.ensure(paths)
+    key = identity.key
     cert = check_bundle(bundle, identity)
     if trusted_ca_pem is not None:
         pinned = load_certs(trusted_ca_pem, "trusted CA")

@@ -167,7 +167,8 @@ def _split_top_level(spec: str) -> list[str]:
     return parts
 
 
-def set_dotted(doc: dict[str, Any], dotted: str, value: Any) -> None:
+def _parent_table(doc: dict[str, Any], dotted: str) -> tuple[dict[str, Any], str]:
+    """The table holding the last part of ``dotted`` (created on the way) and that part."""
     node = doc
     parts = dotted.split(".")
     for part in parts[:-1]:
@@ -175,10 +176,15 @@ def set_dotted(doc: dict[str, Any], dotted: str, value: Any) -> None:
         if not isinstance(child, dict):
             raise ProvisioningError(f"{dotted}: {part!r} is a value, not a section")
         node = child
+    return node, parts[-1]
+
+
+def set_dotted(doc: dict[str, Any], dotted: str, value: Any) -> None:
+    node, last = _parent_table(doc, dotted)
     if value is None:
-        node.pop(parts[-1], None)
+        node.pop(last, None)
     else:
-        node[parts[-1]] = value
+        node[last] = value
 
 
 def add_entry(doc: dict[str, Any], array_key: str, entry: dict[str, Any]) -> None:
@@ -186,7 +192,8 @@ def add_entry(doc: dict[str, Any], array_key: str, entry: dict[str, Any]) -> Non
 
     Re-running the installer with the same flags therefore leaves the array unchanged.
     """
-    items = doc.setdefault(array_key, [])
+    node, last = _parent_table(doc, array_key)
+    items = node.setdefault(last, [])
     if not isinstance(items, list):
         raise ProvisioningError(f"{array_key}: is not a list in the existing config")
     ident = next(((k, entry[k]) for k in _ENTRY_IDENTITY_KEYS if k in entry), None)

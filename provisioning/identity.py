@@ -69,14 +69,14 @@ def default_device_id(
     machine_id_file: Path = Path("/etc/machine-id"),
 ) -> str:
     """``op-<Pi serial>`` on a Raspberry Pi, else ``op-<first 12 of machine-id>``."""
-    for path, keep in ((serial_file, 16), (machine_id_file, 12)):
+    for path, pick in ((serial_file, slice(-16, None)), (machine_id_file, slice(0, 12))):
         try:
             raw = path.read_bytes().strip(b"\0\n ").decode("ascii", "ignore").lower()
         except OSError:
             continue
         raw = re.sub(r"[^0-9a-f]", "", raw)
         if raw:
-            return f"op-{raw[-keep:]}"
+            return f"op-{raw[pick]}"
     raise ProvisioningError("cannot derive a device id here; pass --device-id")
 
 
