@@ -83,6 +83,7 @@ class CameraPipeline:
         self.online: bool | None = None
         self.reconnects = 0
         self.detector_runs = 0
+        self.frames_analysed = 0
         self.last_error: str | None = None
         self._threads: list[threading.Thread] = []
 
@@ -183,6 +184,7 @@ class CameraPipeline:
 
     def analyse(self, frame: np.ndarray, ts: float) -> None:
         """Run one frame through window, tamper, motion, detector and tracker."""
+        self.frames_analysed += 1
         self.window.offer(frame, ts)
         if self.tamper is not None:
             change = self.tamper.check(frame, ts)
@@ -277,6 +279,7 @@ class CameraPipeline:
             "frame_size": list(self.source.frame_size) if self.source.frame_size else None,
             "reconnects": self.reconnects,
             "motion_fraction": round(self.motion.motion_fraction, 4),
+            "frames_analysed": self.frames_analysed,
             "detector_runs": self.detector_runs,
             "tracks": len(self.tracker.tracks),
             "tamper": self.tamper.state if self.tamper else None,

@@ -87,7 +87,7 @@ def test_manifest_missing_model_and_corrupt(model_dir: Path) -> None:
     with pytest.raises(DriverFault, match="missing"):
         verify_model(model_dir, MODEL_NAME)
     (model_dir / "manifest.json").unlink()
-    with pytest.raises(DriverFault, match="manifest .* not found"):
+    with pytest.raises(DriverFault, match=r"manifest .* not found"):
         verify_model(model_dir, MODEL_NAME)
 
 

@@ -66,7 +66,7 @@ def test_decode_yolo_raw_with_nms() -> None:
         out, input_size=(320, 320), min_score=0.25, iou_threshold=0.5, num_classes=classes
     )
     assert [(d[0], round(d[1], 2)) for d in dets] == [(1, 0.9), (2, 0.6)]
-    cls, _score, x1, y1, x2, y2 = dets[0]
+    _cls, _score, x1, y1, x2, y2 = dets[0]
     assert (x1, y1, x2, y2) == pytest.approx((110 / 320, 120 / 320, 210 / 320, 200 / 320))
     # [1, N, 4 + C] layout decodes the same
     again = decode_yolo(
