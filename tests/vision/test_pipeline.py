@@ -9,16 +9,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
 import pytest
 
-from agent.vision.config import CameraConfig, VisionConfig
+from agent.vision.config import VisionConfig
 from agent.vision.detector import Detector
 from agent.vision.models import verify_model
 from agent.vision.pipeline import CameraPipeline
 
-from .conftest import MODEL_NAME, shared_video
+from .conftest import MODEL_NAME
 from .rtsp_relay import RtspRelay
 
 
@@ -48,41 +46,6 @@ class Collector:
     def clear(self) -> None:
         with self._cond:
             self.messages.clear()
-
-
-def write_video(path: Path, frames: list[np.ndarray], fps: int) -> Path:
-    h, w = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h))
-    for f in frames:
-        writer.write(f)
-    writer.release()
-    return path
-
-
-@pytest.fixture
-def static_video(tmp_path: Path) -> Path:
-    cap = cv2.VideoCapture(str(shared_video("street_640x352.mp4")))
-    ok, frame = cap.read()
-    cap.release()
-    assert ok
-    return write_video(tmp_path / "static.mp4", [frame] * 20, fps=10)
-
-
-@pytest.fixture
-def street_clip(tmp_path: Path) -> Path:
-    """Ten seconds of the street video at 10 fps: short, keeps the test fast."""
-    cap = cv2.VideoCapture(str(shared_video("street_640x352.mp4")))
-    frames = []
-    i = 0
-    while len(frames) < 100:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        if i % 2 == 0:
-            frames.append(frame)
-        i += 1
-    cap.release()
-    return write_video(tmp_path / "street10.mp4", frames, fps=10)
 
 
 @pytest.fixture

@@ -1,0 +1,155 @@
+"""The vision component end to end: worker process, events, media, commands, alarms."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.config import Settings
+from agent.events import Event, Priority, utc_now_rfc3339, uuid7
+from agent.runtime import AgentContext
+from agent.vision import build
+from agent.vision.service import VisionService
+
+from .conftest import RecordingSink
+
+
+def make_service(
+    tmp_path: Path, sink: RecordingSink, model_dir: Path, cameras: list[dict[str, Any]]
+) -> tuple[VisionService, AgentContext]:
+    settings = Settings(
+        device={"state_dir": str(tmp_path / "state")},
+        vision={
+            "cameras": cameras,
+            "detector": {"model_dir": str(model_dir)},
+            "buffer": {"seconds": 20, "fps": 2},
+            "alarm_pictures": {"pre_s": 3, "post_s": 2, "pre_count": 2, "post_count": 2},
+            "media": {"max_bytes": 20 * 1024 * 1024, "min_free_bytes": 0},
+        },
+    )
+    ctx = AgentContext(settings=settings, sink=sink)
+    [svc] = build(ctx)
+    assert isinstance(svc, VisionService)
+    return svc, ctx
+
+
+@pytest.fixture
+def running(
+    tmp_path: Path, sink: RecordingSink, model_dir: Path, street_clip: Path
+) -> Iterator[tuple[VisionService, AgentContext]]:
+    svc, ctx = make_service(
+        tmp_path,
+        sink,
+        model_dir,
+        [
+            {"name": "gate", "path": str(street_clip), "covers_buttons": ["front"]},
+            {"name": "yard"},  # synthetic clip, covers no button
+        ],
+    )
+    ctx.bus.start()
+    svc.start()
+    yield svc, ctx
+    svc.stop()
+    ctx.bus.stop()
+
+
+def test_objects_snapshots_commands_and_alarm_pictures(
+    running: tuple[VisionService, AgentContext], sink: RecordingSink
+) -> None:
+    svc, ctx = running
+    sink.wait_for("camera.online", count=2)
+    obj = sink.wait_for("vision.object", lambda e: e.data["label"] == "car")[0]
+    assert obj.priority == Priority.VISION
+    assert obj.data["camera"] == "gate" and len(obj.data["box"]) == 4
+    ref = obj.data["snapshot"]
+    media = sink.wait_for("media.snapshot", lambda e: obj.id in e.data.get("event_ids", []))[0]
+    assert media.seq > obj.seq and media.data["media"] == ref  # picture after the event
+
+    got = ctx.commands.dispatch("media-get", {"id": ref["id"]})
+    data = base64.b64decode(got["result"]["data_b64"])
+    assert data[:2] == b"\xff\xd8" and hashlib.sha256(data).hexdigest() == ref["sha256"]
+
+    snap = ctx.commands.dispatch("snapshot", {"camera": "yard"})
+    assert snap["ok"], snap
+    assert snap["result"]["media"]["content_type"] == "image/jpeg"
+    bad = ctx.commands.dispatch("snapshot", {"camera": "nope"})
+    assert not bad["ok"] and "unknown camera" in bad["error"]
+
+    time.sleep(3)  # let the recording window fill
+    clip = ctx.commands.dispatch("clip", {"camera": "gate", "seconds": 4})
+    assert clip["ok"], clip
+    assert clip["result"]["frames"] >= 4
+    mp4 = base64.b64decode(
+        ctx.commands.dispatch("media-get", {"id": clip["result"]["media"]["id"]})["result"][
+            "data_b64"
+        ]
+    )
+    assert mp4[4:8] == b"ftyp"
+    too_old = ctx.commands.dispatch(
+        "clip", {"camera": "gate", "start": "2020-01-01T00:00:00Z", "end": "2020-01-01T00:00:05Z"}
+    )
+    assert not too_old["ok"] and "recording window" in too_old["error"]
+
+    alarm = Event(uuid7(), "test", "alarm.panic", 1, utc_now_rfc3339(), Priority.ALARM,
+                  {"button": "front"})  # fmt: skip
+    ctx.bus.publish_event(alarm)
+    pics = sink.wait_for(
+        "media.snapshot", lambda e: e.data.get("alarm_id") == alarm.id, count=4, timeout=15
+    )
+    assert sorted(e.data["phase"] for e in pics) == ["post", "post", "pre", "pre"]
+    assert {e.data["camera"] for e in pics} == {"gate"}  # yard does not cover 'front'
+
+    st = svc.status()
+    assert st["worker"]["alive"] and st["worker"]["pid"] != os.getpid()
+    assert st["detector"]["enabled"] and st["detector"]["inferences"] > 0
+    assert st["cameras"]["gate"]["online"] and st["cameras"]["gate"]["decode_fps"] > 0
+    assert st["media"]["items"] >= 3
+
+
+def test_worker_crash_is_reported_and_restarted(
+    running: tuple[VisionService, AgentContext], sink: RecordingSink
+) -> None:
+    svc, _ = running
+    sink.wait_for("camera.online", count=2)
+    pid = svc.status()["worker"]["pid"]
+    os.kill(pid, signal.SIGKILL)
+    fault = sink.wait_for("device.fault", timeout=10)[0]
+    assert "exited" in fault.data["reason"]
+    sink.wait_for("camera.online", count=4, timeout=30)
+    assert svc.status()["worker"]["pid"] != pid and svc.restarts == 1
+
+
+@pytest.mark.parametrize("damage", ["missing", "corrupt"])
+def test_bad_model_disables_detection_only(
+    tmp_path: Path, sink: RecordingSink, model_dir: Path, damage: str
+) -> None:
+    if damage == "missing":
+        (model_dir / "detect.tflite").unlink()
+    else:
+        with (model_dir / "detect.tflite").open("r+b") as fh:
+            fh.seek(1000)
+            fh.write(b"\x00" * 64)
+    svc, ctx = make_service(tmp_path, sink, model_dir, [{"name": "yard"}])
+    svc.start()
+    try:
+        fault = sink.wait_for("device.fault")[0]
+        assert damage in fault.data["reason"] and "detection disabled" in fault.data["reason"]
+        sink.wait_for("camera.online")
+        assert ctx.commands.dispatch("snapshot", {})["ok"]  # the camera itself keeps working
+        st = svc.status()
+        assert not st["detector"]["enabled"] and damage in st["detector"]["fault"]
+    finally:
+        svc.stop()
+
+
+def test_no_cameras_builds_nothing(tmp_path: Path, sink: RecordingSink) -> None:
+    ctx = AgentContext(settings=Settings(device={"state_dir": str(tmp_path)}), sink=sink)
+    assert build(ctx) == []
