@@ -1,0 +1,252 @@
+"""The plate-reading component of the daemon: per-track voting, watchlist, events.
+
+The camera pipeline (agent/vision) calls ``PlateComponent.read_frame`` for each analysed
+frame with the vehicle boxes and track ids it has; this component emits one ``plate.read``
+per track (after voting) and a ``plate.hit`` alarm when the plate is on the watchlist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy.typing as npt
+
+from agent.errors import CommandError, DriverFault
+from agent.events import EventSink, Priority
+from agent.plates.config import PlatesConfig
+from agent.plates.localise import Box
+from agent.plates.reader import PlateReader
+from agent.plates.voting import PlateRead, TrackVoter, VotedPlate
+from agent.plates.watchlist import Watchlist, keyed_hash, load_or_create_key, parse_entries
+from agent.runtime import AgentContext, Component
+
+log = logging.getLogger(__name__)
+
+
+class PlateComponent:
+    """Reads plates for the vision pipeline and owns the watchlist.
+
+    A missing or broken model disables reading with one ``device.fault``; the watchlist
+    command, the simulator and the rest of the daemon keep working.
+    """
+
+    name = "plates"
+
+    def __init__(
+        self,
+        cfg: PlatesConfig,
+        sink: EventSink,
+        state_dir: Path,
+        reader: PlateReader | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.sink = sink
+        self.state_dir = state_dir
+        self.reader = reader
+        self.watchlist = Watchlist(
+            cfg.watchlist_file or state_dir / "plates-watchlist.json", cfg.match_distance
+        )
+        self.voter = TrackVoter(cfg.track_timeout_s, cfg.min_reads)
+        self.fault: str | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._key: bytes | None = None
+        self.reads = 0
+        self.hits = 0
+        self.frames = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        if self.cfg.enabled and self.reader is None:
+            try:
+                self.reader = PlateReader.from_config(self.cfg)
+            except DriverFault as exc:
+                self.fault = str(exc)
+                log.error("plate reading disabled: %s", exc)
+                self.sink.emit(
+                    "device.fault", {"component": "plates", "fault": "model", "detail": str(exc)}
+                )
+        if self.cfg.privacy.hash_non_hits:
+            key_file = self.cfg.privacy.hash_key_file or self.state_dir / "plates-hash.key"
+            self._key = load_or_create_key(key_file)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="plates-voter", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        with self._lock:
+            finished = self.voter.flush()
+        for track, voted in finished:
+            self._publish(track, voted)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "enabled": self.reader is not None,
+            "fault": self.fault,
+            "ocr": getattr(self.reader.ocr, "name", None) if self.reader else None,
+            "frames": self.frames,
+            "reads": self.reads,
+            "hits": self.hits,
+            "open_tracks": self.voter.open_tracks,
+            "watchlist": len(self.watchlist.entries),
+        }
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.25):
+            with self._lock:
+                finished = self.voter.due(time.monotonic())
+            for track, voted in finished:
+                try:
+                    self._publish(track, voted)
+                except Exception:
+                    log.exception("plate event for track %s failed", track)
+
+    # ------------------------------------------------------------------ the vision seam
+
+    def read_frame(
+        self,
+        frame: npt.NDArray[Any],
+        vehicles: Sequence[tuple[str, Box]] | None = None,
+        camera: str = "",
+        media: str | None = None,
+    ) -> list[PlateRead]:
+        """Read plates in one analysed frame (BGR) and feed the per-track vote.
+
+        ``vehicles``: ``(track_id, (x, y, w, h))`` of each tracked vehicle in this frame.
+        Without vehicles the configured ROI (or the whole frame) is searched as one track
+        per camera, the fixed-checkpoint-camera mode. ``media`` is a reference to the stored
+        frame, copied into the event. Returns this frame's readings (before voting).
+        """
+        if self.reader is None:
+            return []
+        self.frames += 1
+        now = time.monotonic()
+        out: list[PlateRead] = []
+        jobs: list[tuple[str, Box | None]] = (
+            [(t, b) for t, b in vehicles] if vehicles else [(f"{camera or 'cam'}:roi", None)]
+        )
+        for track, box in jobs:
+            reads = self.reader.read_image(frame, [box] if box is not None else None)
+            with self._lock:
+                for r in reads:
+                    r.ts = time.time()
+                    r.extra = {"camera": camera, "track": track, "media": media}
+                    self.voter.add(track, r, now)
+                if not reads:
+                    self.voter.seen(track, now) if vehicles else None
+            out.extend(reads)
+        return out
+
+    def end_track(self, track_id: str) -> None:
+        """The tracker lost this vehicle: vote now instead of waiting for the timeout."""
+        with self._lock:
+            voted = self.voter.finish(track_id)
+        if voted is not None:
+            self._publish(track_id, voted)
+
+    # ------------------------------------------------------------------ events
+
+    def _publish(self, track: str, voted: VotedPlate) -> None:
+        best = voted.best
+        hit = self.watchlist.match(voted.text)
+        data: dict[str, Any] = {
+            "text": voted.text,
+            "confidence": round(voted.confidence, 3),
+            "char_confidences": [round(c, 3) for c in voted.char_confidences],
+            "colour": best.colour or None,
+            "type": best.plate_type or None,
+            "format": best.format,
+            "box": list(best.box),
+            "camera": best.extra.get("camera", ""),
+            "track": track,
+            "media": best.extra.get("media"),
+            "votes": voted.votes,
+            "frames": voted.frames,
+        }
+        self.reads += 1
+        if hit is None:
+            if not self.cfg.privacy.publish_non_hits:
+                return
+            if self._key is not None:
+                data["text_hash"] = keyed_hash(voted.text, self._key)
+                del data["text"]
+            self.sink.emit("plate.read", data)
+            return
+        self.sink.emit("plate.read", data)
+        self.hits += 1
+        self.sink.emit(
+            "plate.hit",
+            {
+                **data,
+                "watch": {"plate": hit.entry.plate, "reason": hit.entry.reason, "id": hit.entry.id},
+                "distance": round(hit.distance, 3),
+            },
+            priority=Priority.ALARM,
+        )
+
+    def submit(self, text: str, confidence: float = 0.99, camera: str = "sim") -> None:
+        """Publish one reading as a finished track (the simulator and tests use this)."""
+        read = PlateRead(text, confidence, [confidence] * len(text), extra={"camera": camera})
+        self._publish(
+            f"{camera}:sim-{time.monotonic_ns()}",
+            VotedPlate(text, confidence, read.char_confidences, 1, 1, read),
+        )
+
+    # ------------------------------------------------------------------ commands
+
+    def watchlist_command(self, args: dict[str, Any]) -> dict[str, Any]:
+        """``watchlist`` command: ``{"op": "set"|"add"|"remove"|"list", "entries": [...]}``."""
+        op = args.get("op", "set")
+        if op == "list":
+            return {
+                "updated": self.watchlist.updated,
+                "entries": [
+                    {"plate": e.plate, "reason": e.reason, "id": e.id}
+                    for e in self.watchlist.entries
+                ],
+            }
+        if op in ("set", "add"):
+            entries = parse_entries(args.get("entries"))
+            (self.watchlist.replace if op == "set" else self.watchlist.add)(entries)
+            return {"count": len(self.watchlist.entries), "updated": self.watchlist.updated}
+        if op == "remove":
+            plates = args.get("plates")
+            if not isinstance(plates, list) or not all(isinstance(p, str) for p in plates):
+                raise CommandError("remove needs 'plates': a list of strings")
+            removed = self.watchlist.remove(plates)
+            return {"removed": removed, "count": len(self.watchlist.entries)}
+        raise CommandError(f"op {op!r}: use set, add, remove or list")
+
+    def simulate(self, args: dict[str, Any]) -> dict[str, Any]:
+        """``outpost simulate plate TEXT [--camera NAME] [--confidence C]``."""
+        p = argparse.ArgumentParser(prog="simulate plate", exit_on_error=False, add_help=False)
+        p.add_argument("text")
+        p.add_argument("--camera", default="sim")
+        p.add_argument("--confidence", type=float, default=0.99)
+        try:
+            ns = p.parse_args([str(a) for a in args.get("argv", [])])
+        except (argparse.ArgumentError, SystemExit) as exc:
+            raise CommandError(f"usage: simulate plate TEXT [--camera NAME]: {exc}") from None
+        self.submit(ns.text, ns.confidence, ns.camera)
+        return {"text": ns.text, "hit": self.watchlist.match(ns.text) is not None}
+
+
+def build(ctx: AgentContext) -> list[Component]:
+    cfg = getattr(ctx.settings, "plates", None) or PlatesConfig()
+    comp = PlateComponent(cfg, ctx.sink, ctx.state_dir)
+    ctx.commands.register(
+        "watchlist", comp.watchlist_command, description="set/add/remove/list watched plates"
+    )
+    ctx.simulators.register("plate", comp.simulate, description="simulate a plate reading")
+    return [comp]

@@ -1,0 +1,84 @@
+"""Configuration of plate reading: ``[plates]`` in the agent's TOML.
+
+Every field has a default that works in the simulated profile; unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "models"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OutpostOcrConfig(_Section):
+    """Outpost's own CTC model from ``models/manifest.json``."""
+
+    type: Literal["outpost"] = "outpost"
+    model: str = Field("outpost-plate-ocr-int8", description="manifest name of the model")
+
+
+class FastPlateOcrConfig(_Section):
+    """A fast-plate-ocr ONNX model (needs the optional onnxruntime package)."""
+
+    type: Literal["fast-plate-ocr"]
+    path: Path = Field(description="the .onnx file")
+    config: Path | None = Field(None, description="its plate_config.yaml; default: beside it")
+
+
+class FormatConfig(_Section):
+    """An extra plate format, as a position template (character classes with {n})."""
+
+    name: str
+    pattern: str = Field(description="e.g. '[A-Z]{3}[0-9]{4}'")
+    kind: str = "ordinary"
+
+
+class PrivacyConfig(_Section):
+    hash_non_hits: bool = Field(
+        False, description="publish a keyed hash instead of the text for plates not on the list"
+    )
+    hash_key_file: Path | None = Field(
+        None, description="secret key for the hash; default <state_dir>/plates-hash.key"
+    )
+    publish_non_hits: bool = Field(True, description="False: only watchlist hits are published")
+
+
+class PlatesConfig(_Section):
+    enabled: bool = True
+    model_dir: Path = Field(DEFAULT_MODEL_DIR, description="folder with manifest.json")
+    ocr: OutpostOcrConfig | FastPlateOcrConfig = Field(
+        default_factory=OutpostOcrConfig, discriminator="type"
+    )
+    threads: int = Field(1, ge=1, le=8)
+    countries: list[Literal["cn", "us"]] = Field(default_factory=lambda: ["cn", "us"])  # type: ignore[arg-type]
+    formats: list[FormatConfig] = Field(default_factory=list)
+    strict_formats: bool = Field(
+        False, description="drop readings that fit no format (instead of reporting them)"
+    )
+    roi: tuple[int, int, int, int] | None = Field(
+        None, description="x, y, w, h searched when no vehicle box is given"
+    )
+    min_confidence: float = Field(0.5, ge=0, le=1)
+    min_reads: int = Field(1, ge=1, description="frames that must agree before a plate.read")
+    track_timeout_s: float = Field(2.0, gt=0, description="a track ends after this much silence")
+    match_distance: float = Field(
+        0.5, ge=0, le=3, description="watchlist edit distance (confusable swap = 0.25)"
+    )
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    watchlist_file: Path | None = Field(
+        None, description="default <state_dir>/plates-watchlist.json"
+    )
+
+    @field_validator("roi")
+    @classmethod
+    def _check_roi(cls, v: tuple[int, int, int, int] | None) -> tuple[int, int, int, int] | None:
+        if v is not None and (v[2] <= 0 or v[3] <= 0 or v[0] < 0 or v[1] < 0):
+            raise ValueError(f"roi {v}: x, y must be >= 0 and w, h > 0")
+        return v

@@ -1,0 +1,209 @@
+"""Plate alphabets, per-country plate formats and confusable-character handling.
+
+Pure functions only (stdlib): the trainer and the reader both import this module, so the
+characters a model is trained on and the rules that check its output cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+DIGITS = "0123456789"
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+CN_PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
+CN_SPECIAL = "使领挂学警港澳"
+CN_LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"  # GA 36-2018: no I, no O
+CN_NEV_CLASS = "ABCDEFGHJK"  # D/F, extended allocations
+
+ALPHABET = DIGITS + LETTERS + CN_PROVINCES + CN_SPECIAL
+"""Characters of Outpost's own OCR models; CTC class 0 is the blank, class i+1 is ALPHABET[i]."""
+
+# Pairs an OCR model confuses; each maps to the characters it is commonly read as.
+CONFUSABLE: dict[str, str] = {
+    "0": "ODQ",
+    "O": "0DQ",
+    "D": "0O",
+    "Q": "0O",
+    "1": "IJLT7",
+    "I": "1LJT",
+    "L": "1I",
+    "J": "1I",
+    "T": "17I",
+    "7": "T1",
+    "8": "B",
+    "B": "8",
+    "5": "S",
+    "S": "5",
+    "2": "Z",
+    "Z": "2",
+    "6": "G",
+    "G": "6",
+    "4": "A",
+    "A": "4",
+}
+
+
+def confusable(a: str, b: str) -> bool:
+    """True when ``a`` and ``b`` are a pair that OCR commonly mixes up."""
+    return a == b or b in CONFUSABLE.get(a, "")
+
+
+_CLASS_RE = re.compile(r"\[([^\]]+)\](?:\{(\d+)\})?|(.)(?:\{(\d+)\})?")
+
+
+def parse_template(pattern: str) -> list[str]:
+    """Expand a position template such as ``[京沪][A-HJ-NP-Z][0-9]{5}`` into per-position sets.
+
+    Only character classes, literal characters and ``{n}`` repeats are allowed; the same
+    string is a valid regular expression for the whole plate.
+    """
+    sets: list[str] = []
+    for m in _CLASS_RE.finditer(pattern):
+        body, count, literal, lcount = m.groups()
+        if body is not None:
+            chars = _expand_class(body)
+            n = int(count) if count else 1
+        else:
+            if literal in "^$":
+                continue
+            chars, n = literal, int(lcount) if lcount else 1
+        sets.extend([chars] * n)
+    return sets
+
+
+def _expand_class(body: str) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(body):
+        if i + 2 < len(body) and body[i + 1] == "-":
+            out.extend(chr(c) for c in range(ord(body[i]), ord(body[i + 2]) + 1))
+            i += 3
+        else:
+            out.append(body[i])
+            i += 1
+    return "".join(dict.fromkeys(out))
+
+
+@dataclass(frozen=True)
+class PlateFormat:
+    """One valid layout of a country's plates, e.g. Chinese ordinary 7-character plates."""
+
+    name: str
+    pattern: str
+    kind: str = ""
+
+    @property
+    def positions(self) -> list[str]:
+        return parse_template(self.pattern)
+
+    def matches(self, text: str) -> bool:
+        return re.fullmatch(self.pattern.strip("^$"), text) is not None
+
+
+_P = f"[{CN_PROVINCES}使领]"
+_L = "[A-HJ-NP-Z]"
+_X = "[A-HJ-NP-Z0-9]"
+
+COUNTRY_FORMATS: dict[str, list[PlateFormat]] = {
+    "cn": [
+        PlateFormat("cn-ordinary", f"{_P}{_L}{_X}{{4}}[A-HJ-NP-Z0-9挂学港澳]", "ordinary"),
+        PlateFormat("cn-police", f"{_P}{_L}{_X}{{4}}警", "police"),
+        PlateFormat("cn-nev-small", f"{_P}{_L}[{CN_NEV_CLASS}]{_X}[0-9]{{4}}", "nev-small"),
+        PlateFormat("cn-nev-large", f"{_P}{_L}[0-9]{{5}}[{CN_NEV_CLASS}]", "nev-large"),
+    ],
+    # US states use too many layouts for positional rules; accept any 2–8 alphanumerics.
+    "us": [PlateFormat(f"us-{n}", f"[A-Z0-9]{{{n}}}", "ordinary") for n in range(2, 9)],
+}
+
+
+def is_chinese(text: str) -> bool:
+    return bool(text) and text[0] in CN_PROVINCES + "使领"
+
+
+@dataclass(frozen=True)
+class Corrected:
+    """A plate string after applying a format, with what changed."""
+
+    text: str
+    format: str | None
+    kind: str
+    substitutions: int
+
+
+def apply_format(
+    chars: Sequence[str],
+    alternatives: Sequence[dict[str, float]],
+    formats: Sequence[PlateFormat],
+) -> Corrected:
+    """Fit OCR output to the best-matching format of the given list.
+
+    ``alternatives[i]`` maps candidate characters at position i to their probabilities
+    (from the model's output at that character's peak). A character not allowed at its
+    position is replaced by the most probable allowed candidate, or else by an allowed
+    confusable character; if neither exists the format is rejected. The format needing the
+    fewest substitutions wins; with none fitting, the text is returned as read.
+    """
+    best: Corrected | None = None
+    for fmt in formats:
+        positions = fmt.positions
+        if len(positions) != len(chars):
+            continue
+        out: list[str] = []
+        subs = 0
+        for ch, allowed, alts in zip(chars, positions, alternatives, strict=True):
+            if ch in allowed:
+                out.append(ch)
+                continue
+            pick = _best_allowed(ch, allowed, alts)
+            if pick is None:
+                break
+            out.append(pick)
+            subs += 1
+        else:
+            cand = Corrected("".join(out), fmt.name, fmt.kind, subs)
+            if best is None or cand.substitutions < best.substitutions:
+                best = cand
+    if best is None:
+        return Corrected("".join(chars), None, "", 0)
+    return best
+
+
+def _best_allowed(ch: str, allowed: str, alts: dict[str, float]) -> str | None:
+    for cand, _p in sorted(alts.items(), key=lambda kv: -kv[1]):
+        if cand in allowed and confusable(ch, cand):
+            return cand
+    for cand in CONFUSABLE.get(ch, ""):
+        if cand in allowed:
+            return cand
+    return None
+
+
+def normalise(text: str) -> str:
+    """Upper-case, drop separators (spaces, dashes, dots, middle dots)."""
+    return "".join(c for c in text.upper() if c.isalnum())
+
+
+def fold(text: str) -> str:
+    """Collapse confusable characters to one representative, for fuzzy comparisons."""
+    table = str.maketrans("ODQIJLBSZG", "0001118526")
+    return normalise(text).translate(table)
+
+
+def match_distance(a: str, b: str, confusion_cost: float = 0.25) -> float:
+    """Edit distance where swapping confusable characters costs ``confusion_cost``."""
+    a, b = normalise(a), normalise(b)
+    prev = [float(j) for j in range(len(b) + 1)]
+    for i, ca in enumerate(a, 1):
+        cur = [float(i)] + [0.0] * len(b)
+        for j, cb in enumerate(b, 1):
+            if ca == cb:
+                sub = 0.0
+            elif confusable(ca, cb) or confusable(cb, ca):
+                sub = confusion_cost
+            else:
+                sub = 1.0
+            cur[j] = min(prev[j] + 1.0, cur[j - 1] + 1.0, prev[j - 1] + sub)
+        prev = cur
+    return prev[-1]

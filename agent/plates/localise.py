@@ -1,0 +1,120 @@
+"""Classical plate localisation: where in a frame (or a vehicle box / ROI) plates may be.
+
+Plates are dense rows of vertical strokes: horizontal-gradient energy closed by a wide,
+short kernel gives plate-shaped blobs. Candidates are ranked here and verified by the OCR
+(the reader keeps the candidate whose reading fits a plate format best).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+Box = tuple[int, int, int, int]
+"""x, y, w, h in pixels of the full frame."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    box: Box
+    score: float
+
+
+def find_plates(
+    image: npt.NDArray[Any],
+    region: Box | None = None,
+    max_candidates: int = 8,
+    work_width: int = 960,
+) -> list[Candidate]:
+    """Plate-shaped regions of ``image`` (inside ``region`` when given), best first."""
+    H, W = image.shape[:2]
+    rx, ry, rw, rh = region if region is not None else (0, 0, W, H)
+    rx, ry = max(0, rx), max(0, ry)
+    rw, rh = min(rw, W - rx), min(rh, H - ry)
+    if rw < 16 or rh < 8:
+        return []
+    roi = image[ry : ry + rh, rx : rx + rw]
+    scale = min(1.0, work_width / rw)
+    small = (
+        cv2.resize(roi, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        if scale < 1
+        else roi
+    )
+    gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
+    gray = cv2.GaussianBlur(gray, (3, 3), 0)
+    gx = np.abs(cv2.Sobel(gray, cv2.CV_16S, 1, 0, ksize=3)).astype(np.float32)
+    gx = np.clip(gx * (255.0 / max(float(np.percentile(gx, 99.5)), 1.0)), 0, 255).astype(np.uint8)
+    _, binary = cv2.threshold(gx, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    sw = small.shape[1]
+    cands: list[Candidate] = []
+    for kw_frac, kh in ((0.018, 3), (0.03, 5)):
+        kw = max(int(sw * kw_frac), 5)
+        closed = cv2.morphologyEx(
+            binary, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (kw, kh))
+        )
+        closed = cv2.morphologyEx(
+            closed, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (5, 3))
+        )
+        contours, _ = cv2.findContours(closed, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        for c in contours:
+            x, y, w, h = cv2.boundingRect(c)
+            if h < 8 or w < 24:
+                continue
+            aspect = w / h
+            if not 1.4 <= aspect <= 7.0:
+                continue
+            if w > 0.6 * sw:
+                continue
+            fill = cv2.contourArea(c) / float(w * h)
+            if fill < 0.45:
+                continue
+            density = float(binary[y : y + h, x : x + w].mean()) / 255.0
+            # Plates are ~2:1 (US) to ~3.2:1 (CN): prefer those shapes and dense edges.
+            shape = np.exp(-((np.log(aspect) - np.log(2.6)) ** 2) / 0.5)
+            score = float(shape * fill * (0.3 + density))
+            cands.append(Candidate(_to_frame((x, y, w, h), scale, rx, ry), score))
+    return _suppress(sorted(cands, key=lambda c: -c.score), max_candidates)
+
+
+def _to_frame(box: Box, scale: float, ox: int, oy: int) -> Box:
+    x, y, w, h = box
+    return (int(x / scale) + ox, int(y / scale) + oy, int(w / scale), int(h / scale))
+
+
+def iou(a: Box, b: Box) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = ix * iy
+    union = aw * ah + bw * bh - inter
+    return inter / union if union else 0.0
+
+
+def _suppress(cands: list[Candidate], limit: int) -> list[Candidate]:
+    kept: list[Candidate] = []
+    for c in cands:
+        if all(iou(c.box, k.box) < 0.5 for k in kept):
+            kept.append(c)
+        if len(kept) >= limit:
+            break
+    return kept
+
+
+def expand(box: Box, frac_x: float, frac_y: float, shape: tuple[int, ...]) -> Box:
+    """Grow a box by fractions of its size on each side, clamped to the image."""
+    x, y, w, h = box
+    H, W = shape[:2]
+    dx, dy = int(w * frac_x), int(h * frac_y)
+    x0, y0 = max(0, x - dx), max(0, y - dy)
+    x1, y1 = min(W, x + w + dx), min(H, y + h + dy)
+    return (x0, y0, x1 - x0, y1 - y0)
+
+
+def crop(image: npt.NDArray[Any], box: Box) -> npt.NDArray[Any]:
+    x, y, w, h = box
+    return image[y : y + h, x : x + w]

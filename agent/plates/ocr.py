@@ -1,0 +1,217 @@
+"""Plate OCR back-ends: Outpost's CTC TFLite models and fast-plate-ocr fixed-slot models.
+
+Each back-end turns one plate crop (BGR) into an ``OcrResult``; decoding is done by pure
+functions (``ctc_decode``, ``slots_decode``) that take the model's probability array.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from agent.errors import DriverFault
+from agent.plates.preprocess import TWO_ROW_MAX_ASPECT, ocr_input
+
+Probs = npt.NDArray[np.float32]
+
+
+@dataclass
+class OcrResult:
+    """What one OCR pass read: text, plate confidence and per-character details."""
+
+    text: str
+    confidence: float
+    char_confidences: list[float] = field(default_factory=list)
+    alternatives: list[dict[str, float]] = field(default_factory=list)
+    """Per character: the most probable candidates at that position and their probabilities."""
+
+
+def ctc_decode(probs: Probs, alphabet: str, blank: int = 0, top_k: int = 4) -> OcrResult:
+    """Greedy CTC decoding of ``probs`` shaped (T, classes).
+
+    A character's confidence is its highest probability over the frames of its run; its
+    alternatives are the top candidates at that frame (the blank excluded).
+    """
+    best = probs.argmax(axis=-1)
+    chars: list[str] = []
+    confs: list[float] = []
+    alts: list[dict[str, float]] = []
+    prev = blank
+    run_peak = -1
+    for t, k in enumerate(best):
+        k = int(k)
+        if k != blank and k != prev:
+            chars.append(alphabet[k - 1 if blank == 0 else k])
+            confs.append(float(probs[t, k]))
+            run_peak = t
+            alts.append(_alternatives(probs[t], alphabet, blank, top_k))
+        elif k != blank and k == prev and probs[t, k] > confs[-1]:
+            confs[-1] = float(probs[t, k])
+            run_peak = t
+            alts[-1] = _alternatives(probs[run_peak], alphabet, blank, top_k)
+        prev = k
+    conf = float(np.prod(confs) ** (1.0 / len(confs))) if confs else 0.0
+    return OcrResult("".join(chars), conf, confs, alts)
+
+
+def _alternatives(row: Probs, alphabet: str, blank: int, top_k: int) -> dict[str, float]:
+    order = np.argsort(row)[::-1]
+    out: dict[str, float] = {}
+    for k in order[: top_k + 1]:
+        k = int(k)
+        if k == blank:
+            continue
+        out[alphabet[k - 1 if blank == 0 else k]] = float(row[k])
+    return out
+
+
+def slots_decode(probs: Probs, alphabet: str, pad: str = "_", top_k: int = 4) -> OcrResult:
+    """Fixed-slot decoding (fast-plate-ocr): argmax per slot, pad slots dropped."""
+    chars: list[str] = []
+    confs: list[float] = []
+    alts: list[dict[str, float]] = []
+    for row in probs:
+        k = int(row.argmax())
+        ch = alphabet[k]
+        if ch == pad:
+            continue
+        chars.append(ch)
+        confs.append(float(row[k]))
+        order = np.argsort(row)[::-1][:top_k]
+        alts.append(
+            {alphabet[int(j)]: float(row[int(j)]) for j in order if alphabet[int(j)] != pad}
+        )
+    conf = float(np.prod(confs) ** (1.0 / len(confs))) if confs else 0.0
+    return OcrResult("".join(chars), conf, confs, alts)
+
+
+class PlateOcr(Protocol):
+    """A plate OCR model: one crop in, one reading out."""
+
+    name: str
+
+    def read(self, crop: npt.NDArray[Any]) -> OcrResult: ...
+
+
+def load_manifest(model_dir: Path) -> dict[str, dict[str, Any]]:
+    """Models listed in ``model_dir/manifest.json``, by name."""
+    path = model_dir / "manifest.json"
+    if not path.is_file():
+        raise DriverFault(f"model manifest {path} not found")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return {m["name"]: m for m in data.get("models", [])}
+
+
+class CtcTfliteOcr:
+    """Outpost's own CTC plate OCR (``models/outpost-plate-ocr*.tflite``)."""
+
+    def __init__(self, model_path: Path, entry: dict[str, Any], threads: int = 1) -> None:
+        from agent.vision.runtime import load_interpreter
+
+        self.name = str(entry["name"])
+        self.alphabet = str(entry["alphabet"])
+        self._interp = load_interpreter(model_path, threads=threads)
+        inp = self._interp.get_input_details()[0]
+        self._in_index = inp["index"]
+        self._in_dtype = inp["dtype"]
+        self._in_quant = inp.get("quantization", (0.0, 0))
+        self._out_index = self._interp.get_output_details()[0]["index"]
+
+    def read(self, crop: npt.NDArray[Any], two_row: bool | None = None) -> OcrResult:
+        """Read a crop; with ``two_row`` None, narrow crops are also tried unfolded."""
+        h, w = crop.shape[:2]
+        if two_row is None and w / max(h, 1) < TWO_ROW_MAX_ASPECT:
+            one = self._run(ocr_input(crop, False))
+            two = self._run(ocr_input(crop, True))
+            return two if two.confidence > one.confidence else one
+        return self._run(ocr_input(crop, bool(two_row)))
+
+    def probs(self, x: npt.NDArray[Any]) -> Probs:
+        """Raw (T, classes) output for an already preprocessed (H, W) uint8 input."""
+        if self._in_dtype == np.uint8:
+            scale, zero = self._in_quant
+            if scale and (abs(scale - 1.0) > 1e-6 or zero != 0):
+                arr = np.clip(np.round(x / scale + zero), 0, 255).astype(np.uint8)
+            else:
+                arr = x.astype(np.uint8)
+        else:
+            arr = x.astype(np.float32)
+        self._interp.set_tensor(self._in_index, arr[None, :, :, None])
+        self._interp.invoke()
+        out: Probs = np.asarray(self._interp.get_tensor(self._out_index))[0].astype(np.float32)
+        return out
+
+    def _run(self, x: npt.NDArray[Any]) -> OcrResult:
+        return ctc_decode(self.probs(x), self.alphabet)
+
+
+class FastPlateOcr:
+    """Drop-in for fast-plate-ocr ONNX models (fixed slots, uint8 RGB NHWC input).
+
+    Needs the optional ``onnxruntime`` package; the plate config YAML beside the model gives
+    the alphabet, pad character and input size.
+    """
+
+    def __init__(self, model_path: Path, config_path: Path | None = None, threads: int = 1) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise DriverFault(
+                "fast-plate-ocr models need onnxruntime: pip install onnxruntime"
+            ) from None
+        if not model_path.is_file():
+            raise DriverFault(f"model file {model_path} not found")
+        cfg_path = config_path or _fpo_config_beside(model_path)
+        cfg = parse_plate_config(cfg_path.read_text(encoding="utf-8")) if cfg_path else {}
+        self.name = model_path.stem
+        self.alphabet = str(cfg.get("alphabet", "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_"))
+        self.pad = str(cfg.get("pad_char", "_"))
+        self.height = int(cfg.get("img_height", 64))
+        self.width = int(cfg.get("img_width", 128))
+        self.rgb = str(cfg.get("image_color_mode", "rgb")).lower() == "rgb"
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = max(1, threads)
+        opts.inter_op_num_threads = 1
+        self._sess = ort.InferenceSession(
+            str(model_path), sess_options=opts, providers=["CPUExecutionProvider"]
+        )
+        self._input = self._sess.get_inputs()[0].name
+
+    def read(self, crop: npt.NDArray[Any]) -> OcrResult:
+        img = cv2.resize(crop, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
+        if self.rgb:
+            img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        else:
+            img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)[:, :, None]
+        out = np.asarray(self._sess.run(None, {self._input: img[None]})[0])[0].astype(np.float32)
+        if not np.allclose(out.sum(axis=-1), 1.0, atol=1e-2):
+            e = np.exp(out - out.max(axis=-1, keepdims=True))
+            out = e / e.sum(axis=-1, keepdims=True)
+        return slots_decode(out, self.alphabet, self.pad)
+
+
+def _fpo_config_beside(model_path: Path) -> Path | None:
+    for cand in (
+        model_path.with_suffix(".plate_config.yaml"),
+        model_path.with_name(model_path.stem + "_plate_config.yaml"),
+    ):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def parse_plate_config(text: str) -> dict[str, str]:
+    """The flat ``key: value`` pairs of a fast-plate-ocr plate config (no YAML library needed)."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        m = re.match(r"^([A-Za-z_]+)\s*:\s*(.+?)\s*(#.*)?$", line)
+        if m:
+            out[m.group(1)] = m.group(2).strip().strip("'\"")
+    return out

@@ -1,0 +1,125 @@
+"""Read plates from crops, still images and frames: localise, OCR, apply formats, colour.
+
+``PlateReader`` holds one OCR back-end and the format rules; it keeps no per-track state
+(voting lives in ``agent.plates.voting``, events in ``agent.plates.component``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy.typing as npt
+
+from agent.errors import DriverFault
+from agent.plates.colour import cn_plate_type, plate_colour
+from agent.plates.config import FastPlateOcrConfig, PlatesConfig
+from agent.plates.formats import COUNTRY_FORMATS, PlateFormat, apply_format, is_chinese
+from agent.plates.localise import Box, crop, expand, find_plates
+from agent.plates.ocr import CtcTfliteOcr, FastPlateOcr, OcrResult, PlateOcr, load_manifest
+from agent.plates.voting import PlateRead
+
+Image = npt.NDArray[Any]
+
+
+def load_ocr(cfg: PlatesConfig) -> PlateOcr:
+    """The configured OCR back-end; ``DriverFault`` names what is missing."""
+    if isinstance(cfg.ocr, FastPlateOcrConfig):
+        return FastPlateOcr(cfg.ocr.path, cfg.ocr.config, threads=cfg.threads)
+    entries = load_manifest(Path(cfg.model_dir))
+    entry = entries.get(cfg.ocr.model)
+    if entry is None:
+        raise DriverFault(f"model {cfg.ocr.model!r} is not in {cfg.model_dir}/manifest.json")
+    return CtcTfliteOcr(Path(cfg.model_dir) / entry["file"], entry, threads=cfg.threads)
+
+
+class PlateReader:
+    """OCR plus plate rules: turns pixels into ``PlateRead`` values."""
+
+    def __init__(
+        self,
+        ocr: PlateOcr,
+        formats: dict[str, list[PlateFormat]] | None = None,
+        min_confidence: float = 0.5,
+        strict_formats: bool = False,
+        roi: Box | None = None,
+    ) -> None:
+        self.ocr = ocr
+        self.formats = formats if formats is not None else dict(COUNTRY_FORMATS)
+        self.min_confidence = min_confidence
+        self.strict_formats = strict_formats
+        self.roi = roi
+
+    @classmethod
+    def from_config(cls, cfg: PlatesConfig) -> PlateReader:
+        formats: dict[str, list[PlateFormat]] = {c: list(COUNTRY_FORMATS[c]) for c in cfg.countries}
+        for f in cfg.formats:
+            formats.setdefault("custom", []).append(PlateFormat(f.name, f.pattern, f.kind))
+        return cls(load_ocr(cfg), formats, cfg.min_confidence, cfg.strict_formats, cfg.roi)
+
+    # ------------------------------------------------------------------ crops
+
+    def read_crop(self, image: Image, box: Box | None = None) -> PlateRead | None:
+        """Read one plate crop (already cut to the plate). None when nothing is legible."""
+        if image.size == 0 or image.shape[0] < 6 or image.shape[1] < 12:
+            return None
+        result = self.ocr.read(image)
+        read = self._finish(result, image)
+        if box is not None:
+            read.box = box
+        else:
+            read.box = (0, 0, int(image.shape[1]), int(image.shape[0]))
+        return read
+
+    def _finish(self, result: OcrResult, image: Image) -> PlateRead:
+        chinese = is_chinese(result.text)
+        if chinese:
+            formats = self.formats.get("cn", [])
+        else:
+            formats = [f for k, fs in self.formats.items() if k != "cn" for f in fs]
+        fitted = apply_format(list(result.text), result.alternatives, formats)
+        colour = plate_colour(image) if chinese and image.ndim == 3 else ""
+        confs = list(result.char_confidences)
+        return PlateRead(
+            text=fitted.text,
+            confidence=result.confidence,
+            char_confidences=confs,
+            colour=colour,
+            plate_type=cn_plate_type(fitted.text, colour) if chinese else "",
+            format=fitted.format,
+        )
+
+    def acceptable(self, read: PlateRead | None) -> bool:
+        if read is None or len(read.text) < 2 or read.confidence < self.min_confidence:
+            return False
+        return read.format is not None or not self.strict_formats
+
+    # ------------------------------------------------------------------ scenes
+
+    def read_image(self, image: Image, regions: Sequence[Box] | None = None) -> list[PlateRead]:
+        """Find and read plates: at most one per region (vehicle box), or one in the ROI/frame."""
+        if regions is None or len(regions) == 0:
+            regions = (
+                [self.roi] if self.roi is not None else [(0, 0, image.shape[1], image.shape[0])]
+            )
+        out: list[PlateRead] = []
+        for region in regions:
+            best = self._best_in_region(image, region)
+            if best is not None:
+                out.append(best)
+        return out
+
+    def _best_in_region(self, image: Image, region: Box) -> PlateRead | None:
+        best: PlateRead | None = None
+        best_score = 0.0
+        for cand in find_plates(image, region):
+            box = expand(cand.box, 0.06, 0.2, image.shape)
+            read = self.read_crop(crop(image, box), box)
+            if not self.acceptable(read):
+                continue
+            assert read is not None
+            score = read.confidence * (1.0 if read.format else 0.6) * (0.9 + 0.1 * cand.score)
+            if score > best_score:
+                best, best_score = read, score
+        return best

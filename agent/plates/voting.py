@@ -1,0 +1,116 @@
+"""Voting across the frames of one vehicle track, so one pass yields one ``plate.read``.
+
+Pure bookkeeping: readings go in with a track id and a time, finished tracks come out.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class PlateRead:
+    """One plate reading from one frame (or one still image)."""
+
+    text: str
+    confidence: float
+    char_confidences: list[float] = field(default_factory=list)
+    box: tuple[int, int, int, int] = (0, 0, 0, 0)
+    colour: str = ""
+    plate_type: str = ""
+    format: str | None = None
+    ts: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class VotedPlate:
+    """The outcome of a track: the agreed text and how strongly the frames agreed."""
+
+    text: str
+    confidence: float
+    char_confidences: list[float]
+    votes: int
+    frames: int
+    best: PlateRead
+
+
+def vote(reads: list[PlateRead]) -> VotedPlate | None:
+    """Agree on one plate from a track's readings.
+
+    The length is chosen by summed confidence; then each position takes the character with
+    the highest summed per-character confidence among readings of that length, so frames
+    that each got a different character wrong still add up to the right plate.
+    """
+    if not reads:
+        return None
+    by_len: dict[int, float] = defaultdict(float)
+    for r in reads:
+        by_len[len(r.text)] += r.confidence
+    n = max(by_len, key=lambda k: by_len[k])
+    same = [r for r in reads if len(r.text) == n]
+    chars: list[str] = []
+    confs: list[float] = []
+    for i in range(n):
+        tally: dict[str, float] = defaultdict(float)
+        for r in same:
+            c = r.char_confidences[i] if i < len(r.char_confidences) else r.confidence
+            tally[r.text[i]] += c
+        ch = max(tally, key=lambda k: tally[k])
+        chars.append(ch)
+        confs.append(tally[ch] / len(same))
+    text = "".join(chars)
+    counts = Counter(r.text for r in reads)
+    matching = [r for r in same if r.text == text]
+    best = max(matching or same, key=lambda r: r.confidence)
+    conf = float(sum(confs) / len(confs)) if confs else 0.0
+    return VotedPlate(text, conf, confs, counts.get(text, 0), len(reads), best)
+
+
+class TrackVoter:
+    """Collects readings per track; a track is decided when it has been silent long enough."""
+
+    def __init__(self, timeout_s: float = 2.0, min_reads: int = 1) -> None:
+        self.timeout_s = timeout_s
+        self.min_reads = min_reads
+        self._reads: dict[str, list[PlateRead]] = {}
+        self._last: dict[str, float] = {}
+
+    def add(self, track_id: str, read: PlateRead, now: float) -> None:
+        self._reads.setdefault(track_id, []).append(read)
+        self._last[track_id] = now
+
+    def seen(self, track_id: str, now: float) -> None:
+        """The track is still in view (even if no plate was read in this frame)."""
+        if track_id in self._reads:
+            self._last[track_id] = now
+
+    def finish(self, track_id: str) -> VotedPlate | None:
+        reads = self._reads.pop(track_id, [])
+        self._last.pop(track_id, None)
+        if len(reads) < self.min_reads:
+            return None
+        return vote(reads)
+
+    def due(self, now: float) -> list[tuple[str, VotedPlate]]:
+        """Tracks silent for ``timeout_s``, decided and forgotten."""
+        out: list[tuple[str, VotedPlate]] = []
+        for tid in [t for t, last in self._last.items() if now - last >= self.timeout_s]:
+            result = self.finish(tid)
+            if result is not None:
+                out.append((tid, result))
+        return out
+
+    def flush(self) -> list[tuple[str, VotedPlate]]:
+        out: list[tuple[str, VotedPlate]] = []
+        for tid in list(self._reads):
+            result = self.finish(tid)
+            if result is not None:
+                out.append((tid, result))
+        return out
+
+    @property
+    def open_tracks(self) -> int:
+        return len(self._reads)

@@ -1,0 +1,193 @@
+"""Plate reading accuracy and speed on labelled folders, Outpost's models next to fast-plate-ocr.
+
+Usage::
+
+    .venv/bin/python bench/plates_eval.py [--data ../shared/data/plates-dev] [--limit N]
+
+Folder formats (auto-detected): OpenALPR scenes (``NAME.txt`` beside each image:
+``image x y w h PLATE``), crops with ``groundtruth.csv`` (``image,state,PLATE``), crops
+named after their plate (``京PL3N67.jpg``). Prints exact-plate and character accuracy,
+localisation recall and ms per image, per model, in one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from agent.plates.config import FastPlateOcrConfig, OutpostOcrConfig, PlatesConfig
+from agent.plates.formats import fold, normalise
+from agent.plates.localise import find_plates, iou
+from agent.plates.reader import PlateReader
+
+IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp"}
+
+
+@dataclass
+class Sample:
+    path: Path
+    plate: str
+    box: tuple[int, int, int, int] | None = None
+
+
+@dataclass
+class Score:
+    n: int = 0
+    exact: int = 0
+    folded: int = 0
+    chars: float = 0.0
+    ms: list[float] = field(default_factory=list)
+    found: int = 0
+
+    def add(self, truth: str, got: str, ms: float) -> None:
+        self.n += 1
+        t, g = normalise(truth), normalise(got)
+        self.exact += t == g
+        self.folded += fold(t) == fold(g)
+        self.chars += max(0.0, 1 - _lev(t, g) / max(len(t), 1))
+        self.ms.append(ms)
+
+
+def _lev(a: str, b: str) -> int:
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb))
+        prev = cur
+    return prev[-1]
+
+
+def imread(path: Path) -> np.ndarray:
+    data = np.fromfile(str(path), np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError(f"cannot decode {path}")
+    return img
+
+
+def load_folder(folder: Path) -> tuple[str, list[Sample]]:
+    """('scenes' | 'crops', samples) for one labelled folder."""
+    gt = folder / "groundtruth.csv"
+    if gt.is_file():
+        rows = list(csv.reader(gt.open(encoding="utf-8")))
+        return "crops", [
+            Sample(folder / r[0], r[-1]) for r in rows if len(r) >= 2 and r[0] != "image"
+        ]
+    txts = sorted(folder.glob("*.txt"))
+    if txts:
+        out = []
+        for t in txts:
+            parts = t.read_text(encoding="utf-8").strip().split("\t")
+            if len(parts) >= 6:
+                x, y, w, h = (int(v) for v in parts[1:5])
+                out.append(Sample(folder / parts[0], parts[5], (x, y, w, h)))
+        return "scenes", out
+    imgs = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXT)
+    return "crops", [Sample(p, p.stem.split("_")[0]) for p in imgs]
+
+
+def readers(args: argparse.Namespace) -> dict[str, PlateReader]:
+    out: dict[str, PlateReader] = {}
+    for name in args.models.split(","):
+        cfg = PlatesConfig(model_dir=Path(args.model_dir), ocr=OutpostOcrConfig(model=name))
+        out[name] = PlateReader.from_config(cfg)
+    fpo = Path(args.fast_plate_ocr)
+    if fpo.is_file():
+        try:
+            cfg = PlatesConfig(ocr=FastPlateOcrConfig(type="fast-plate-ocr", path=fpo))
+            out["fast-plate-ocr"] = PlateReader.from_config(cfg)
+        except Exception as exc:  # an optional baseline must not stop the run
+            print(f"fast-plate-ocr baseline skipped: {exc}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--data", default="../shared/data/plates-dev")
+    p.add_argument("--model-dir", default="models")
+    p.add_argument("--models", default="outpost-plate-ocr-int8,outpost-plate-ocr")
+    p.add_argument(
+        "--fast-plate-ocr", default="../shared/models/fast_plate_ocr_cct_xs_v1_global.onnx"
+    )
+    p.add_argument("--limit", type=int, default=0, help="first N samples of each folder")
+    p.add_argument("--errors", action="store_true", help="print misreads")
+    args = p.parse_args(argv)
+    root = Path(args.data)
+    folders = (
+        [root]
+        if not any(d.is_dir() for d in root.iterdir())
+        else sorted(d for d in root.iterdir() if d.is_dir())
+    )
+    models = readers(args)
+    print(
+        f"{'set':<28}{'model':<26}{'n':>5}{'exact%':>8}{'fold%':>8}{'char%':>8}{'loc%':>7}{'ms':>8}"
+    )
+    for folder in folders:
+        kind, samples = load_folder(folder)
+        if args.limit:
+            samples = samples[: args.limit]
+        images = [(s, imread(s.path)) for s in samples]
+        for name, reader in models.items():
+            crops = Score()
+            for s, img in images:
+                c = img if s.box is None else _gt_crop(img, s.box)
+                t0 = time.perf_counter()
+                read = reader.read_crop(c)
+                crops.add(s.plate, read.text if read else "", (time.perf_counter() - t0) * 1000)
+                if args.errors and read and normalise(read.text) != normalise(s.plate):
+                    print(
+                        f"  {name} {s.path.name}: {s.plate} -> {read.text} ({read.confidence:.2f})"
+                    )
+            label = f"{folder.name}{'(gt crop)' if kind == 'scenes' else ''}"
+            _row(label, name, crops)
+            if kind == "scenes":
+                e2e = Score()
+                for s, img in images:
+                    t0 = time.perf_counter()
+                    reads = reader.read_image(img)
+                    ms = (time.perf_counter() - t0) * 1000
+                    got = reads[0] if reads else None
+                    e2e.add(s.plate, got.text if got else "", ms)
+                    assert s.box is not None
+                    e2e.found += bool(got and iou(got.box, s.box) > 0.3)
+                _row(f"{folder.name}(e2e)", name, e2e, loc=True)
+        if kind == "scenes":
+            found = 0
+            for s, img in images:
+                assert s.box is not None
+                found += any(iou(c.box, s.box) > 0.3 for c in find_plates(img))
+            print(
+                f"{folder.name:<28}{'localiser recall@8':<26}{len(images):>5}"
+                f"{'':>24}{100 * found / max(len(images), 1):>7.1f}"
+            )
+    return 0
+
+
+def _gt_crop(img: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    x, y, w, h = box
+    return img[max(y, 0) : y + h, max(x, 0) : x + w]
+
+
+def _row(label: str, name: str, s: Score, loc: bool = False) -> None:
+    n = max(s.n, 1)
+    med = statistics.median(s.ms) if s.ms else 0.0
+    locs = f"{100 * s.found / n:>7.1f}" if loc else f"{'':>7}"
+    print(
+        f"{label:<28}{name:<26}{s.n:>5}{100 * s.exact / n:>8.1f}{100 * s.folded / n:>8.1f}"
+        f"{100 * s.chars / n:>8.1f}{locs}{med:>8.2f}"
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

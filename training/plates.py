@@ -1,0 +1,268 @@
+"""Train Outpost's plate OCR model (CTC, Chinese + Latin) on synthetic plates; export TFLite.
+
+One command, reproducible from the seed::
+
+    .venv-train/bin/python -m training.plates --seed 1 --out models/
+
+Heavy dependencies (tensorflow-cpu, Pillow) are for training only; the agent reads the
+exported .tflite files through agent/plates/runtime.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import multiprocessing as mp
+import os
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from agent.plates.formats import ALPHABET
+from agent.plates.preprocess import OCR_HEIGHT, OCR_WIDTH, ocr_input
+
+log = logging.getLogger("training.plates")
+MAX_LABEL = 10
+T_STEPS = OCR_WIDTH // 4
+NUM_CLASSES = len(ALPHABET) + 1  # class 0 = CTC blank
+CHAR_INDEX = {c: i + 1 for i, c in enumerate(ALPHABET)}
+
+
+def _render_chunk(args: tuple[int, int, int, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from training.render import sample
+
+    seed, chunk, n, cn_share = args
+    rng = random.Random(seed * 1_000_003 + chunk)
+    xs = np.zeros((n, OCR_HEIGHT, OCR_WIDTH), np.uint8)
+    ys = np.zeros((n, MAX_LABEL), np.int32)
+    lens = np.zeros((n,), np.int32)
+    for i in range(n):
+        img, text, two_row = sample(rng, cn_share)
+        xs[i] = ocr_input(img, two_row=two_row)
+        ids = [CHAR_INDEX[c] for c in text][:MAX_LABEL]
+        ys[i, : len(ids)] = ids
+        lens[i] = len(ids)
+    return xs, ys, lens
+
+
+def render_dataset(
+    seed: int, n: int, workers: int, cn_share: float, chunk: int = 1000
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    jobs = [(seed, c, min(chunk, n - c * chunk), cn_share) for c in range((n + chunk - 1) // chunk)]
+    with mp.get_context("fork").Pool(workers) as pool:
+        parts = pool.map(_render_chunk, jobs)
+    return (
+        np.concatenate([p[0] for p in parts]),
+        np.concatenate([p[1] for p in parts]),
+        np.concatenate([p[2] for p in parts]),
+    )
+
+
+def build_model(width: float = 1.0):  # type: ignore[no-untyped-def]
+    import tensorflow as tf
+    from tensorflow import keras
+    from tensorflow.keras import layers
+
+    def c(n: int) -> int:
+        return int(n * width)
+
+    def block(x, n, k=(3, 3)):  # type: ignore[no-untyped-def]
+        x = layers.Conv2D(n, k, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        return layers.ReLU()(x)
+
+    inp = keras.Input((OCR_HEIGHT, OCR_WIDTH, 1), name="image")
+    x = layers.Rescaling(1 / 255.0)(inp)
+    x = block(x, c(16))
+    x = layers.MaxPooling2D(2)(x)  # 16×64
+    x = block(x, c(32))
+    x = layers.MaxPooling2D(2)(x)  # 8×32
+    x = block(x, c(64))
+    x = block(x, c(64))
+    x = layers.MaxPooling2D((2, 1))(x)  # 4×32
+    x = block(x, c(128))
+    x = block(x, c(128))
+    x = layers.Conv2D(c(192), (4, 1), padding="valid", use_bias=False)(x)  # 1×32
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU()(x)
+    y = block(x, c(192), (1, 3))
+    y = block(y, c(192), (1, 3))
+    x = layers.Add()([x, y])
+    x = layers.Dropout(0.15)(x)
+    x = layers.Conv2D(NUM_CLASSES, (1, 1))(x)
+    x = layers.Reshape((T_STEPS, NUM_CLASSES))(x)
+    out = layers.Softmax(name="probs")(x)
+    del tf
+    return keras.Model(inp, out, name="outpost_plate_ocr")
+
+
+def ctc_greedy(probs: np.ndarray) -> str:
+    best = probs.argmax(-1)
+    out, prev = [], 0
+    for k in best:
+        if k != prev and k != 0:
+            out.append(ALPHABET[k - 1])
+        prev = k
+    return "".join(out)
+
+
+def labels_to_text(y: np.ndarray, n: int) -> str:
+    return "".join(ALPHABET[k - 1] for k in y[:n])
+
+
+def train(args: argparse.Namespace) -> None:
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(args.seed)
+    tf.config.experimental.enable_op_determinism()
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+    t0 = time.time()
+    xs, ys, lens = render_dataset(args.seed, args.samples, args.workers, args.cn_share)
+    xv, yv, lv = render_dataset(args.seed + 7919, args.val_samples, args.workers, args.cn_share)
+    log.info("rendered %d train + %d val in %.0f s", len(xs), len(xv), time.time() - t0)
+
+    model = build_model(args.width)
+    model.summary(print_fn=log.info)
+    sched = tf.keras.optimizers.schedules.CosineDecay(args.lr, args.steps, alpha=0.02)
+    opt = tf.keras.optimizers.Adam(sched)
+
+    @tf.function(reduce_retracing=True)
+    def step(x, y, n):  # type: ignore[no-untyped-def]
+        with tf.GradientTape() as tape:
+            probs = model(x, training=True)
+            logits = tf.math.log(probs + 1e-8)
+            loss = tf.nn.ctc_loss(
+                labels=y,
+                logits=logits,
+                label_length=n,
+                logit_length=tf.fill([tf.shape(x)[0]], T_STEPS),
+                logits_time_major=False,
+                blank_index=0,
+            )
+            loss = tf.reduce_mean(loss)
+        grads = tape.gradient(loss, model.trainable_variables)
+        grads, _ = tf.clip_by_global_norm(grads, 5.0)
+        opt.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        return loss
+
+    rng = np.random.default_rng(args.seed)
+    t1 = time.time()
+    for it in range(args.steps):
+        idx = rng.integers(0, len(xs), args.batch)
+        xb = xs[idx].astype(np.float32)[..., None]
+        if rng.random() < 0.5:  # polarity and small shifts keep the model honest on real crops
+            shift = rng.integers(-3, 4)
+            xb = np.roll(xb, shift, axis=2)
+        loss = step(xb, ys[idx], lens[idx])
+        if it % 250 == 0 or it == args.steps - 1:
+            acc = evaluate(model, xv[:500], yv[:500], lv[:500])
+            log.info(
+                "step %d/%d loss %.3f val_exact %.3f elapsed %.0f s",
+                it,
+                args.steps,
+                float(loss),
+                acc,
+                time.time() - t1,
+            )
+    acc = evaluate(model, xv, yv, lv)
+    log.info("final synthetic val exact %.4f, training %.0f s", acc, time.time() - t1)
+    export(model, args, xs, acc, time.time() - t0)
+
+
+def evaluate(model, xv, yv, lv) -> float:  # type: ignore[no-untyped-def]
+    probs = model.predict(xv.astype(np.float32)[..., None], batch_size=256, verbose=0)
+    ok = sum(ctc_greedy(p) == labels_to_text(y, n) for p, y, n in zip(probs, yv, lv, strict=True))
+    return ok / len(xv)
+
+
+def export(model, args, xs, val_acc: float, wall: float) -> None:  # type: ignore[no-untyped-def]
+    import tensorflow as tf
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    saved = out / ".savedmodel"
+    model.export(str(saved), format="tf_saved_model", verbose=False)
+    conv = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+    float_bytes = conv.convert()
+
+    def rep():  # type: ignore[no-untyped-def]
+        for i in range(0, 400):
+            yield [xs[i : i + 1].astype(np.float32)[..., None]]
+
+    conv = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = rep
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.uint8
+    conv.inference_output_type = tf.float32
+    int8_bytes = conv.convert()
+    shutil.rmtree(saved, ignore_errors=True)
+
+    command = "python -m training.plates " + " ".join(sys.argv[1:])
+    manifest_path = out / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"models": []}
+    entries = {m["name"]: m for m in manifest.get("models", [])}
+    for name, data, dtype in (
+        ("outpost-plate-ocr", float_bytes, "float32"),
+        ("outpost-plate-ocr-int8", int8_bytes, "uint8"),
+    ):
+        f = out / f"{name}.tflite"
+        f.write_bytes(data)
+        entries[name] = {
+            "name": name,
+            "file": f.name,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "bytes": len(data),
+            "task": "plate-ocr",
+            "decoder": "ctc",
+            "input": {
+                "shape": [1, OCR_HEIGHT, OCR_WIDTH, 1],
+                "dtype": dtype,
+                "colour": "gray",
+                "range": "0-255",
+                "resize": "stretch (aspect not kept); two-row plates unfolded",
+            },
+            "outputs": [{"name": "probs", "shape": [1, T_STEPS, NUM_CLASSES], "blank": 0}],
+            "alphabet": ALPHABET,
+            "licence": "Apache-2.0 (trained by Outpost on synthetic plates; fonts: DejaVu, "
+            "Liberation, GNU FreeFont, WenQuanYi Zen Hei)",
+            "command": command,
+            "seed": args.seed,
+            "synthetic_val_exact": round(val_acc, 4),
+            "wall_time_s": round(wall),
+        }
+    manifest["models"] = sorted(entries.values(), key=lambda m: m["name"])
+    manifest_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    log.info("wrote %s", ", ".join(sorted(entries)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.plates", description=__doc__)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--out", default="models")
+    p.add_argument("--samples", type=int, default=60000)
+    p.add_argument("--val-samples", type=int, default=2000)
+    p.add_argument("--steps", type=int, default=8000)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--width", type=float, default=1.0)
+    p.add_argument("--cn-share", type=float, default=0.5)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    train(args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

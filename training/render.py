@@ -1,0 +1,518 @@
+"""Synthetic plate renderer: Chinese (GA 36-2018 layouts) and US/Latin-style plates.
+
+Every sample comes from a ``random.Random`` so a seed reproduces the whole data set.
+Fonts come from Debian packages (fonts-dejavu-core, fonts-dejavu-extra, fonts-liberation2,
+fonts-freefont-ttf, fonts-wqy-zenhei); see docs/plates.md.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from agent.plates.formats import (
+    CN_LETTERS,
+    CN_NEV_CLASS,
+    CN_PROVINCES,
+    DIGITS,
+    LETTERS,
+)
+
+FONT_DIRS = [Path("/usr/share/fonts/truetype"), Path("/usr/share/fonts/opentype")]
+LATIN_FONTS = [
+    "dejavu/DejaVuSansCondensed-Bold.ttf",
+    "dejavu/DejaVuSansCondensed.ttf",
+    "dejavu/DejaVuSans-Bold.ttf",
+    "dejavu/DejaVuSansMono-Bold.ttf",
+    "dejavu/DejaVuSerifCondensed-Bold.ttf",
+    "liberation2/LiberationSans-Bold.ttf",
+    "liberation2/LiberationSans-Regular.ttf",
+    "liberation2/LiberationMono-Bold.ttf",
+    "liberation2/LiberationSerif-Bold.ttf",
+    "freefont/FreeSansBold.ttf",
+    "freefont/FreeSans.ttf",
+    "freefont/FreeMonoBold.ttf",
+    "freefont/FreeSerifBold.ttf",
+]
+DECOR_FONTS = [
+    *LATIN_FONTS,
+    "dejavu/DejaVuSerif-Bold.ttf",
+    "liberation2/LiberationSerif-BoldItalic.ttf",
+    "freefont/FreeSerifBoldItalic.ttf",
+    "freefont/FreeSansBoldOblique.ttf",
+]
+CJK_FONTS = ["wqy/wqy-zenhei.ttc"]
+
+CN_KINDS = ("blue", "yellow", "yellow2", "green", "green-large", "police", "black")
+US_STATES = (
+    (
+        "ALABAMA ALASKA ARIZONA ARKANSAS CALIFORNIA COLORADO CONNECTICUT DELAWARE FLORIDA GEORGIA "
+        "HAWAII IDAHO ILLINOIS INDIANA IOWA KANSAS KENTUCKY LOUISIANA MAINE MARYLAND MASSACHUSETTS "
+        "MICHIGAN MINNESOTA MISSISSIPPI MISSOURI MONTANA NEBRASKA NEVADA NEW_HAMPSHIRE NEW_JERSEY "
+        "NEW_MEXICO NEW_YORK NORTH_CAROLINA NORTH_DAKOTA OHIO OKLAHOMA OREGON PENNSYLVANIA "
+        "RHODE_ISLAND SOUTH_CAROLINA SOUTH_DAKOTA TENNESSEE TEXAS UTAH VERMONT VIRGINIA WASHINGTON "
+        "WEST_VIRGINIA WISCONSIN WYOMING"
+    )
+    .replace("_", " ")
+    .split(" ")
+)
+SLOGANS = (
+    "THE EMPIRE STATE",
+    "Garden State",
+    "SUNSHINE STATE",
+    "Land of Lincoln",
+    "Great Lakes",
+    "GRAND CANYON STATE",
+    "Famous Potatoes",
+    "America's Dairyland",
+    "THE SILVER STATE",
+    "Live Free or Die",
+    "Ocean State",
+    "Volunteer State",
+    "First in Flight",
+    "Peace Garden State",
+    "Evergreen State",
+    "Treasure State",
+    "THE LONE STAR STATE",
+    "dmv.ca.gov",
+    "Explore",
+    "10,000 lakes",
+    "ALOHA STATE",
+    "COUNTY",
+)
+
+
+def find_font(rel: str) -> Path:
+    for d in FONT_DIRS:
+        p = d / rel
+        if p.exists():
+            return p
+    raise FileNotFoundError(
+        f"font {rel} not found; install the Debian font packages (docs/plates.md)"
+    )
+
+
+@lru_cache(maxsize=256)
+def _font(rel: str, size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(str(find_font(rel)), size)
+
+
+@lru_cache(maxsize=4096)
+def _glyph(ch: str, rel: str) -> np.ndarray:
+    """Tight 8-bit mask of one character rendered large."""
+    font = _font(rel, 96)
+    img = Image.new("L", (160, 160), 0)
+    ImageDraw.Draw(img).text((20, 10), ch, font=font, fill=255)
+    arr = np.asarray(img)
+    ys, xs = np.nonzero(arr > 30)
+    if len(xs) == 0:
+        return np.zeros((8, 8), np.uint8)
+    return arr[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].copy()
+
+
+def draw_glyph(
+    canvas: np.ndarray, ch: str, box: tuple[int, int, int, int], rel: str, color: tuple[int, ...]
+) -> None:
+    """Stretch ``ch`` into ``box`` (x, y, w, h) on a BGR canvas; narrow glyphs keep their width."""
+    x, y, w, h = box
+    g = _glyph(ch, rel)
+    gh, gw = g.shape
+    tw = w if gw / gh > 0.45 * w / max(h, 1) else max(int(gw * h / gh), 2)
+    tw = min(tw, w)
+    x += (w - tw) // 2
+    m = cv2.resize(g, (max(tw, 1), max(h, 1)), interpolation=cv2.INTER_AREA).astype(np.float32)
+    m /= 255.0
+    H, W = canvas.shape[:2]
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + tw, W), min(y + h, H)
+    if x1 <= x0 or y1 <= y0:
+        return
+    m = m[y0 - y : y1 - y, x0 - x : x1 - x, None]
+    roi = canvas[y0:y1, x0:x1].astype(np.float32)
+    canvas[y0:y1, x0:x1] = (roi * (1 - m) + np.array(color, np.float32) * m).astype(np.uint8)
+
+
+@dataclass
+class Plate:
+    """A rendered plate before placement: BGR image, label text, kind and row count."""
+
+    image: np.ndarray
+    text: str
+    kind: str
+    two_row: bool = False
+
+
+# ---------------------------------------------------------------- Chinese plates
+
+
+def random_cn_text(rng: random.Random, kind: str) -> str:
+    prov = rng.choice(CN_PROVINCES)
+    # CCPD-like skew (many 皖) is not wanted: keep provinces uniform, authority letters uniform.
+    letter = rng.choice(CN_LETTERS)
+    alnum = CN_LETTERS + DIGITS * 2
+    if kind == "green":
+        return prov + letter + rng.choice("DF") + rng.choice(alnum) + _digits(rng, 4)
+    if kind == "green-large":
+        return prov + letter + _digits(rng, 5) + rng.choice(CN_NEV_CLASS[:6])
+    serial = "".join(rng.choice(alnum) for _ in range(5))
+    if kind == "police":
+        return prov + letter + serial[:4] + "警"
+    if kind == "black":
+        return "粤Z" + serial[:4] + rng.choice("港澳")
+    if kind in ("yellow", "yellow2") and rng.random() < 0.15:
+        return prov + letter + serial[:4] + rng.choice("挂学")
+    return prov + letter + serial
+
+
+def _digits(rng: random.Random, n: int) -> str:
+    return "".join(rng.choice(DIGITS) for _ in range(n))
+
+
+def render_cn(rng: random.Random, kind: str, text: str | None = None) -> Plate:
+    """Render one Chinese plate at about 1 px per mm (440×140 single row, 440×220 two rows)."""
+    text = text or random_cn_text(rng, kind)
+    latin = rng.choice(LATIN_FONTS[:3] + LATIN_FONTS[5:7])
+    cjk = CJK_FONTS[0]
+    fg_dark = (rng.randint(0, 40),) * 3
+    fg_white = (rng.randint(215, 255),) * 3
+    jit = lambda c: tuple(int(np.clip(v + rng.randint(-25, 25), 0, 255)) for v in c)  # noqa: E731
+    if kind == "blue":
+        bg, fg = jit((180, 70, 10)), fg_white
+    elif kind in ("yellow", "yellow2"):
+        bg, fg = jit((20, 190, 235)), fg_dark
+    elif kind == "police":
+        bg, fg = jit((235, 235, 235)), fg_dark
+    elif kind == "black":
+        bg, fg = jit((20, 20, 20)), fg_white
+    else:
+        bg, fg = (0, 0, 0), fg_dark
+    two_row = kind == "yellow2"
+    W, H = (480 if kind.startswith("green") else 440), (220 if two_row else 140)
+    img = np.zeros((H, W, 3), np.uint8)
+    img[:] = bg
+    if kind == "green":  # white→green vertical gradient
+        t = np.linspace(0, 1, H)[:, None, None]
+        img[:] = ((1 - t) * np.array([235, 245, 235]) + t * np.array([90, 200, 60])).astype(
+            np.uint8
+        )
+    elif kind == "green-large":
+        img[:] = (40, 200, 230)
+        img[:, int(W * 0.25) :] = (70, 190, 80)
+    cv2.rectangle(img, (4, 4), (W - 5, H - 5), fg, 3)
+    if kind == "police":
+        cv2.line(img, (0, 0), (0, 0), fg)
+    chars = list(text)
+    if two_row:
+        # Top row: province + letter, 60 mm high; bottom row: 5 characters 110 mm high.
+        top_w = 80
+        for i, ch in enumerate(chars[:2]):
+            x = 110 + i * (top_w + 60)
+            draw_glyph(img, ch, (x, 15, top_w, 60), cjk if ord(ch) > 127 else latin, fg)
+        for i, ch in enumerate(chars[2:]):
+            x = 27 + i * (65 + 15)
+            col = (30, 30, 220) if ch == "警" else fg
+            draw_glyph(img, ch, (x, 95, 65, 110), cjk if ord(ch) > 127 else latin, col)
+        return Plate(img, text, kind, True)
+    n = len(chars)
+    cw = 43 if n == 8 else 45
+    gap = 9 if n == 8 else 12
+    dot_gap = 34 if n == 7 else 49
+    total = n * cw + (n - 2) * gap + dot_gap
+    x = (W - total) // 2 + rng.randint(-4, 4)
+    for i, ch in enumerate(chars):
+        font = cjk if ord(ch) > 127 else latin
+        col = (30, 30, 220) if ch == "警" or (kind == "police" and i == n - 1) else fg
+        draw_glyph(img, ch, (x, 25, cw, 90), font, col)
+        if i == 1:
+            cv2.circle(img, (x + cw + dot_gap // 2, 70), 5, fg, -1)
+            x += cw + dot_gap
+        else:
+            x += cw + gap
+    return Plate(img, text, kind)
+
+
+# ---------------------------------------------------------------- US plates
+
+US_PATTERNS = (
+    "LLL-DDDD",
+    "LLL DDDD",
+    "DLLL-DDD",
+    "DLLLDDD",
+    "DDD-LLL",
+    "DDD LLL",
+    "LLL-DDD",
+    "LLLDDD",
+    "DDDDDD",
+    "LL-DDDDD",
+    "DDD-DDD",
+    "LLL DDL",
+    "DDDD LL",
+    "LDDDDD",
+    "DLLDDDD",
+    "DDDLLD",
+    "LDD-LLL",
+    "AAAAAAA",
+    "AAAAAA",
+    "AAAAA",
+    "AAAA",
+    "AAAAAAAA",
+)
+
+
+def random_us_text(rng: random.Random) -> str:
+    pat = rng.choice(US_PATTERNS)
+    out = []
+    for p in pat:
+        if p == "L":
+            out.append(rng.choice(LETTERS))
+        elif p == "D":
+            out.append(rng.choice(DIGITS))
+        elif p == "A":
+            out.append(rng.choice(LETTERS + LETTERS + DIGITS))
+        else:
+            out.append(p)
+    return "".join(out)
+
+
+def _rand_color(rng: random.Random, dark: bool) -> tuple[int, int, int]:
+    if dark:
+        base = rng.choice([(20, 20, 20), (110, 30, 10), (20, 20, 150), (40, 100, 20), (90, 30, 60)])
+    else:
+        base = rng.choice(
+            [(250, 250, 250), (235, 235, 225), (200, 230, 250), (180, 240, 250), (240, 220, 200)]
+        )
+    return tuple(int(np.clip(c + rng.randint(-20, 20), 0, 255)) for c in base)  # type: ignore[return-value]
+
+
+def render_us(rng: random.Random, text: str | None = None) -> Plate:
+    """Render a US-style 12×6 in plate (300×150 px) with state name, slogan and decorations."""
+    shown = text or random_us_text(rng)
+    W, H = 300, 150
+    dark_bg = rng.random() < 0.12
+    bg = _rand_color(rng, dark_bg)
+    fg = _rand_color(rng, not dark_bg)
+    img = np.zeros((H, W, 3), np.uint8)
+    img[:] = bg
+    if rng.random() < 0.5:  # sky-like gradient or band
+        t = np.linspace(0, 1, H)[:, None, None]
+        other = np.array(_rand_color(rng, False), np.float32)
+        img[:] = ((1 - t) * np.array(bg, np.float32) + t * other).astype(np.uint8)
+    for _ in range(rng.randint(0, 4)):  # faint scenery, logos
+        col = tuple(int(c) for c in np.clip(np.array(bg) + rng.randint(-90, 60), 0, 255))
+        kind = rng.random()
+        if kind < 0.4:
+            cv2.ellipse(
+                img,
+                (rng.randint(0, W), rng.randint(0, H)),
+                (rng.randint(10, 120), rng.randint(5, 60)),
+                rng.randint(0, 180),
+                0,
+                360,
+                col,
+                -1,
+            )
+        elif kind < 0.7:
+            pts = np.array([[rng.randint(0, W), rng.randint(0, H)] for _ in range(4)], np.int32)
+            cv2.fillPoly(img, [pts], col)
+        else:
+            y = rng.randint(0, H)
+            cv2.rectangle(img, (0, y), (W, y + rng.randint(3, 20)), col, -1)
+    draw = None
+    pil = Image.fromarray(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+    draw = ImageDraw.Draw(pil)
+    top_col = _rand_color(rng, True)[::-1]
+    if rng.random() < 0.9:
+        state = rng.choice(US_STATES)
+        if rng.random() < 0.5:
+            state = state.title()
+        font = _font(rng.choice(DECOR_FONTS), rng.randint(16, 30))
+        tw = draw.textlength(state, font=font)
+        draw.text(
+            ((W - tw) / 2 + rng.randint(-30, 30), rng.randint(2, 10)),
+            state,
+            fill=top_col,
+            font=font,
+        )
+    if rng.random() < 0.8:
+        slogan = rng.choice(SLOGANS)
+        font = _font(rng.choice(DECOR_FONTS), rng.randint(11, 18))
+        tw = draw.textlength(slogan, font=font)
+        draw.text(
+            ((W - tw) / 2 + rng.randint(-20, 20), H - rng.randint(22, 30)),
+            slogan,
+            fill=top_col,
+            font=font,
+        )
+    for corner in range(rng.randint(0, 3)):  # registration stickers
+        sw, sh = rng.randint(22, 40), rng.randint(14, 24)
+        sx = rng.choice([6, W - 6 - sw])
+        sy = rng.choice([6, H - 6 - sh])
+        scol = tuple(rng.randint(0, 255) for _ in range(3))
+        draw.rectangle((sx, sy, sx + sw, sy + sh), fill=scol)
+        small = _font(LATIN_FONTS[0], sh - 4)
+        draw.text(
+            (sx + 2, sy + 1),
+            rng.choice(["JAN", "MAR", "08", "12", "2011", "05"]),
+            fill=(0, 0, 0),
+            font=small,
+        )
+        del corner
+    img = cv2.cvtColor(np.asarray(pil), cv2.COLOR_RGB2BGR).copy()
+    # Main characters: condensed, tall.
+    font = rng.choice(LATIN_FONTS)
+    groups = shown.replace("-", " ").split(" ")
+    label = "".join(groups)
+    n = len(label)
+    ch_h = int(H * rng.uniform(0.40, 0.55))
+    ch_w = int(ch_h * rng.uniform(0.45, 0.62))
+    sep_w = int(ch_w * rng.uniform(0.5, 1.1)) if len(groups) > 1 else 0
+    gap = int(ch_w * rng.uniform(0.05, 0.2))
+    total = n * ch_w + (n - 1) * gap + sep_w * (len(groups) - 1)
+    if total > W - 16:
+        s = (W - 16) / total
+        ch_w, gap, sep_w = int(ch_w * s), int(gap * s), int(sep_w * s)
+        total = n * ch_w + (n - 1) * gap + sep_w * (len(groups) - 1)
+    x = (W - total) // 2 + rng.randint(-6, 6)
+    y = (H - ch_h) // 2 + rng.randint(-6, 8)
+    sep_kind = rng.choice(["space", "dash", "dot", "logo"])
+    for gi, g in enumerate(groups):
+        for ch in g:
+            draw_glyph(img, ch, (x, y, ch_w, ch_h), font, fg)
+            x += ch_w + gap
+        if gi < len(groups) - 1:
+            cx, cy = x + sep_w // 2 - gap // 2, y + ch_h // 2
+            if sep_kind == "dash":
+                cv2.rectangle(img, (cx - sep_w // 3, cy - 3), (cx + sep_w // 3, cy + 3), fg, -1)
+            elif sep_kind == "dot":
+                cv2.circle(img, (cx, cy), max(sep_w // 5, 2), fg, -1)
+            elif sep_kind == "logo":
+                col = tuple(rng.randint(0, 255) for _ in range(3))
+                cv2.ellipse(img, (cx, cy), (max(sep_w // 2, 3), ch_h // 3), 0, 0, 360, col, -1)
+            x += sep_w
+    if rng.random() < 0.7:
+        cv2.rectangle(img, (2, 2), (W - 3, H - 3), _rand_color(rng, True), rng.randint(1, 4))
+    return Plate(img, label, "us")
+
+
+# ---------------------------------------------------------------- placement and augmentation
+
+
+def _background(rng: random.Random, h: int, w: int) -> np.ndarray:
+    base = np.array([rng.randint(0, 255) for _ in range(3)], np.float32)
+    bg = np.empty((h, w, 3), np.float32)
+    bg[:] = base
+    noise = cv2.resize(
+        np.array([[rng.random() for _ in range(8)] for _ in range(8)], np.float32), (w, h)
+    )
+    bg += (noise[:, :, None] - 0.5) * rng.uniform(0, 160)
+    return np.clip(bg, 0, 255).astype(np.uint8)
+
+
+def place(rng: random.Random, plate: Plate, tight: float) -> np.ndarray:
+    """Warp the plate with a random perspective onto a background; crop around it.
+
+    ``tight`` is the fraction of margin kept around the plate (0 = exact box).
+    """
+    ph, pw = plate.image.shape[:2]
+    mx, my = int(pw * 0.25), int(ph * 0.5)
+    W, H = pw + 2 * mx, ph + 2 * my
+    canvas = _background(rng, H, W)
+    src = np.float32([[0, 0], [pw, 0], [pw, ph], [0, ph]])
+    j = 0.08
+    dst = np.float32(
+        [
+            [mx + rng.uniform(-j, j) * pw, my + rng.uniform(-j, j) * ph * 2],
+            [mx + pw + rng.uniform(-j, j) * pw, my + rng.uniform(-j, j) * ph * 2],
+            [mx + pw + rng.uniform(-j, j) * pw, my + ph + rng.uniform(-j, j) * ph * 2],
+            [mx + rng.uniform(-j, j) * pw, my + ph + rng.uniform(-j, j) * ph * 2],
+        ]
+    )
+    if rng.random() < 0.5:  # in-plane rotation / shear, as in tilted CCPD crops
+        ang = np.deg2rad(rng.uniform(-10, 10))
+        c = dst.mean(axis=0)
+        rot = np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]], np.float32)
+        dst = (dst - c) @ rot.T + c
+    M = cv2.getPerspectiveTransform(src, dst.astype(np.float32))
+    mask = cv2.warpPerspective(np.full((ph, pw), 255, np.uint8), M, (W, H))
+    warped = cv2.warpPerspective(plate.image, M, (W, H))
+    canvas = np.where(mask[:, :, None] > 127, warped, canvas)
+    x0, y0 = dst[:, 0].min(), dst[:, 1].min()
+    x1, y1 = dst[:, 0].max(), dst[:, 1].max()
+    bw, bh = x1 - x0, y1 - y0
+    mxl, mxr = (rng.uniform(-0.03, tight) * bw for _ in range(2))
+    myt, myb = (rng.uniform(-0.05, tight * 1.5) * bh for _ in range(2))
+    cx0, cy0 = int(max(x0 - mxl, 0)), int(max(y0 - myt, 0))
+    cx1, cy1 = int(min(x1 + mxr, W)), int(min(y1 + myb, H))
+    return canvas[cy0:cy1, cx0:cx1].copy()
+
+
+def augment(rng: random.Random, img: np.ndarray) -> np.ndarray:
+    """Photometric degradation: resolution loss, blur, low light, glare, noise, occlusion, JPEG."""
+    h, w = img.shape[:2]
+    if rng.random() < 0.7:  # low resolution (real crops are often 24–40 px high)
+        tw = rng.randint(60, 200)
+        th = max(int(h * tw / w), 10)
+        img = cv2.resize(img, (tw, th), interpolation=cv2.INTER_AREA)
+        h, w = img.shape[:2]
+    f = img.astype(np.float32)
+    if rng.random() < 0.4:  # glare: bright soft blob
+        gx, gy = rng.uniform(0, w), rng.uniform(0, h)
+        yy, xx = np.mgrid[0:h, 0:w]
+        sig = rng.uniform(0.1, 0.5) * w
+        f += (
+            rng.uniform(60, 200)
+            * np.exp(-((xx - gx) ** 2 + (yy - gy) ** 2) / (2 * sig**2))[..., None]
+        )
+    if rng.random() < 0.5:  # lighting, contrast, gamma (night)
+        f = f * rng.uniform(0.35, 1.3) + rng.uniform(-40, 40)
+        f = np.clip(f, 0, 255)
+        f = 255.0 * (f / 255.0) ** rng.uniform(0.6, 1.8)
+    if rng.random() < 0.3:  # colour cast
+        f = f * np.array([rng.uniform(0.7, 1.3) for _ in range(3)], np.float32)
+    img = np.clip(f, 0, 255).astype(np.uint8)
+    r = rng.random()
+    if r < 0.3:
+        k = rng.choice([3, 5])
+        img = cv2.GaussianBlur(img, (k, k), rng.uniform(0.5, 1.5))
+    elif r < 0.45:  # motion blur
+        k = rng.randint(3, 7)
+        kern = np.zeros((k, k), np.float32)
+        if rng.random() < 0.5:
+            kern[k // 2, :] = 1.0 / k
+        else:
+            kern[:, k // 2] = 1.0 / k
+        img = cv2.filter2D(img, -1, kern)
+    if rng.random() < 0.5:
+        noise = np.random.default_rng(rng.randint(0, 2**31)).normal(
+            0, rng.uniform(2, 14), img.shape
+        )
+        img = np.clip(img.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+    if rng.random() < 0.15:  # partial occlusion: a bar, a bolt, a bit of dirt near the edge
+        ow, oh = int(w * rng.uniform(0.05, 0.15)), int(h * rng.uniform(0.1, 0.35))
+        ox = rng.randint(0, max(w - ow, 1))
+        oy = rng.choice([0, max(h - oh, 0)])
+        col = tuple(rng.randint(0, 255) for _ in range(3))
+        cv2.rectangle(img, (ox, oy), (ox + ow, oy + oh), col, -1)
+    if rng.random() < 0.6:
+        q = rng.randint(15, 90)
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, q])
+        if ok:
+            img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    return img
+
+
+def sample(rng: random.Random, cn_share: float = 0.5) -> tuple[np.ndarray, str, bool]:
+    """One training sample: (BGR crop, label, two_row)."""
+    if rng.random() < cn_share:
+        kind = rng.choices(CN_KINDS, weights=[40, 14, 8, 14, 5, 7, 5])[0]
+        plate = render_cn(rng, kind)
+        crop = place(rng, plate, tight=0.08)
+    else:
+        plate = render_us(rng)
+        crop = place(rng, plate, tight=0.15)
+    return augment(rng, crop), plate.text, plate.two_row
