@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+# Float slack so a poll made exactly at ``deadline()`` always sees the time as reached.
+EPS = 1e-9
+
 
 class Mode(StrEnum):
     """How a press turns into an alarm."""
@@ -158,12 +161,12 @@ class PressTracker:
         r = self.rules
         actions: list[Action] = []
         if not self.pressed:
-            if self._raw and now - self._raw_since >= r.min_press_s:
+            if self._raw and now - self._raw_since >= r.min_press_s - EPS:
                 self.pressed = True
                 self._press_started = self._raw_since
                 self._alarmed = self._consumed = self._at_startup = self._stuck = False
                 actions += self._on_press()
-        elif not self._raw and now - self._raw_since >= r.release_s:
+        elif not self._raw and now - self._raw_since >= r.release_s - EPS:
             held = self._raw_since - self._press_started
             self.pressed = False
             actions += self._on_release(held)
@@ -219,13 +222,13 @@ class PressTracker:
         actions: list[Action] = []
         if not (self._alarmed or self._consumed):
             if r.duress_hold_s is not None:
-                if held >= r.duress_hold_s:
+                if held + EPS >= r.duress_hold_s:
                     actions.append(self._alarm(AlarmKind.DURESS, held))
-            elif r.mode is Mode.HOLD and held >= r.hold_s:
+            elif r.mode is Mode.HOLD and held + EPS >= r.hold_s:
                 actions.append(self._alarm(AlarmKind.PANIC, held))
-            elif r.mode is Mode.DURESS and r.hold_s > 0 and held >= r.hold_s:
+            elif r.mode is Mode.DURESS and r.hold_s > 0 and held + EPS >= r.hold_s:
                 actions.append(self._alarm(AlarmKind.DURESS, held))
-        if not self._stuck and held >= r.stuck_s:
+        if not self._stuck and held + EPS >= r.stuck_s:
             self._stuck = True
             actions.append(Stuck(held, self._at_startup))
         return actions

@@ -7,6 +7,9 @@ gives one event and one restore, not a burst.
 
 from __future__ import annotations
 
+# Float slack so a poll made exactly at ``deadline()`` always sees the time as reached.
+EPS = 1e-9
+
 
 class SettledLevel:
     """The debounced state of one two-level input."""
@@ -38,7 +41,7 @@ class SettledLevel:
     def poll(self, now: float) -> list[bool]:
         now = max(now, self._now)
         self._now = now
-        if self._raw != self.level and now - self._raw_since >= self.settle_s:
+        if self._raw != self.level and now - self._raw_since >= self.settle_s - EPS:
             self.level = self._raw
             return [self.level]
         return []
