@@ -27,18 +27,35 @@ NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
 
 class _InputConfig(Section):
     pin: Pin
-    # True: wired pin → switch → GND, internal pull-up, active when low (gpiozero's default).
-    # False: wired to 3V3 with a pull-down. None: external pull; then say active_state.
-    pull_up: bool | None = True
-    active_state: bool | None = None
+    # "up": wired pin → switch → GND with the internal pull-up; active when low (the default).
+    # "down": wired to 3V3 with the internal pull-down; active when high.
+    # "off": an external pull resistor; then ``active`` must say which level is active.
+    pull: Literal["up", "down", "off"] = "up"
+    active: Literal["low", "high"] | None = None
 
     @model_validator(mode="after")
     def _check_pull(self) -> _InputConfig:
-        if self.pull_up is None and self.active_state is None:
-            raise ValueError("active_state is required when pull_up is null (external pull)")
-        if self.pull_up is not None and self.active_state is not None:
-            raise ValueError("active_state only applies with pull_up = null; the pull implies it")
+        if self.pull == "off" and self.active is None:
+            raise ValueError('active ("low" or "high") is required when pull = "off"')
+        implied = {"up": "low", "down": "high"}.get(self.pull)
+        if implied is not None and self.active not in (None, implied):
+            raise ValueError(f'pull = "{self.pull}" means active = "{implied}"; use pull = "off"')
         return self
+
+    @property
+    def pull_up(self) -> bool | None:
+        """gpiozero's ``pull_up`` argument."""
+        return {"up": True, "down": False, "off": None}[self.pull]
+
+    @property
+    def active_state(self) -> bool | None:
+        """gpiozero's ``active_state`` argument (only with an external pull)."""
+        return self.active == "high" if self.pull == "off" else None
+
+    @property
+    def active_high(self) -> bool:
+        """The pin level that reads as active: what a simulator drives for a press."""
+        return self.pull == "down" or self.active == "high"
 
 
 class ButtonConfig(_InputConfig):

@@ -49,9 +49,7 @@ class GpioInput:
     @property
     def active_level_high(self) -> bool:
         """The pin level (True = high) that reads as active; what a simulator drives."""
-        if self.cfg.pull_up is None:
-            return bool(self.cfg.active_state)
-        return not self.cfg.pull_up
+        return self.cfg.active_high
 
     def read(self) -> bool:
         return bool(self.device.is_active)

@@ -92,7 +92,7 @@ def gpio_config(**over: Any) -> GpioConfig:
             },
         ],
         "tamper": {"pin": TAMPER, "settle_ms": 20},
-        "power": {"pin": POWER, "pull_up": True, "settle_ms": 20},
+        "power": {"pin": POWER, "pull": "up", "settle_ms": 20},
         "led": {"pin": LED},
         "buzzer": {"pin": BUZZER},
         "ack_timeout_s": 30,
@@ -292,7 +292,7 @@ def test_tamper_chatter_gives_one_event(
 def test_mains_loss_and_restore(make_panel: Callable[..., AlarmPanel], sink: RecordingSink) -> None:
     panel = make_panel()
     line = pin(panel, POWER)
-    line.drive_low()  # pull_up = true: active (mains lost) when low
+    line.drive_low()  # pull = up: active (mains lost) when low
     assert wait_for(lambda: len(sink.of("device.power")) == 1)
     line.drive_high()
     assert wait_for(lambda: len(sink.of("device.power")) == 2)
@@ -424,9 +424,58 @@ def test_config_errors_name_the_problem() -> None:
         gpio_config(led={"pin": BUTTON})
     with pytest.raises(ValueError, match="used twice"):
         GpioConfig.model_validate({"buttons": [{"name": "a", "pin": 5}, {"name": "a", "pin": 6}]})
-    with pytest.raises(ValueError, match="active_state is required"):
-        GpioConfig.model_validate({"buttons": [{"name": "a", "pin": 5, "pull_up": None}]})
+    with pytest.raises(ValueError, match="required when pull"):
+        GpioConfig.model_validate({"buttons": [{"name": "a", "pin": 5, "pull": "off"}]})
+    with pytest.raises(ValueError, match="means active"):
+        GpioConfig.model_validate({"buttons": [{"name": "a", "pin": 5, "active": "high"}]})
     with pytest.raises(ValueError, match="Extra inputs"):
         GpioConfig.model_validate({"buttons": [{"name": "a", "pin": 5, "hold": 2}]})
     cfg = GpioConfig.model_validate({"buttons": [{"name": "a", "pin": 5}, {"name": "b", "pin": 6}]})
     assert [b.zone for b in cfg.buttons] == [1, 2]
+
+
+SIM_SNIPPET = """
+[gpio]
+mock = true
+
+[[gpio.buttons]]
+name = "front"
+pin = 17
+mode = "instant"
+
+[[gpio.buttons]]
+name = "duress"
+pin = 27
+mode = "duress"
+
+[gpio.tamper]
+pin = 22
+
+[gpio.led]
+pin = 5
+
+[gpio.buzzer]
+pin = 6
+"""
+
+
+def test_simulated_profile_snippet_loads_and_runs(tmp_path: Any, sink: RecordingSink) -> None:
+    from agent.config import load_settings
+
+    path = tmp_path / "sim.toml"
+    path.write_text(SIM_SNIPPET)
+    settings = load_settings(path)
+    ctx = AgentContext(settings=settings, sink=sink)
+    (panel,) = build(ctx)
+    panel.start()
+    try:
+        reply = ctx.simulators.dispatch("press", {"argv": ["front"]})
+        assert reply["ok"] is True, reply
+        (event,) = reply["result"]["events"]
+        ack = ctx.commands.dispatch("alarm-ack", {"alarm_id": event["id"], "by": "sim"})
+        assert ack["ok"] is True
+        duress = ctx.simulators.dispatch("press", {"argv": ["duress"]})
+        assert [e["type"] for e in duress["result"]["events"]] == ["alarm.duress"]
+        assert sink.of("device.tamper") == []
+    finally:
+        panel.stop()
