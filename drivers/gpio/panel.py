@@ -136,6 +136,7 @@ class AlarmPanel:
         self._thread: threading.Thread | None = None
         self._emitted: deque[tuple[int, str, Event]] = deque(maxlen=256)
         self._emit_count = 0
+        self._emitted_lock = threading.Lock()  # the simulator reads what the worker appends
         self.counts = dict.fromkeys(
             (
                 "alarms",
@@ -276,9 +277,11 @@ class AlarmPanel:
         self._drive(button, False)
         time.sleep(rules.release_s + 0.02)
         self.sync()
+        with self._emitted_lock:
+            emitted = list(self._emitted)
         events = [
             {"type": e.type, "id": e.id}
-            for n, src, e in self._emitted
+            for n, src, e in emitted
             if n >= mark and src == button.name
         ]
         return {
@@ -451,10 +454,11 @@ class AlarmPanel:
                 "silent": silent,
                 "contact_id": cid.ContactId(code, cid.NEW, group, button.zone).to_dict(),
             }
-            # The sound goes first: emit blocks until the alarm is durable (an fsync).
+            # The alarm is stored before anything else happens: starting the buzzer's
+            # thread would only add to its latency.
+            event = self._emit(button.name, etype, data, Priority.ALARM)
             if not silent and self.buzzer is not None:
                 self.buzzer.sound(ALARM_TONE)
-            event = self._emit(button.name, etype, data, Priority.ALARM)
             button.alarms += 1
             self.counts["duress" if silent else "alarms"] += 1
             if event is not None:
@@ -560,8 +564,9 @@ class AlarmPanel:
                 log.exception("gpio: emitting %s failed (attempt %d)", etype, attempt)
                 time.sleep(0.05 * attempt)
                 continue
-            self._emitted.append((self._emit_count, source, event))
-            self._emit_count += 1
+            with self._emitted_lock:
+                self._emitted.append((self._emit_count, source, event))
+                self._emit_count += 1
             return event
         self.counts["emit_failures"] += 1
         log.critical("gpio: %s from %s could NOT be stored: %s", etype, source, dict(data))
