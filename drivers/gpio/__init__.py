@@ -31,5 +31,15 @@ def build(ctx: AgentContext) -> list[Component]:
         panel.simulate_press,
         description="press <button> [--hold S]: press a panic button through its pin path",
     )
+    if cfg.tamper is not None:
+        ctx.simulators.register(
+            "enclosure",
+            panel.simulate_enclosure,
+            description="enclosure open|close: open or close the tamper loop",
+        )
+    if cfg.power is not None:
+        ctx.simulators.register(
+            "mains", panel.simulate_mains, description="mains lost|restored: the mains/UPS line"
+        )
     ctx.bus.on_link(panel.on_link)
     return [panel]

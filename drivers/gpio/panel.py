@@ -291,6 +291,43 @@ class AlarmPanel:
             "events": events,
         }
 
+    def simulate_enclosure(self, args: dict[str, Any]) -> dict[str, Any]:
+        """``outpost simulate enclosure open|close``: open or close the tamper loop."""
+        if self.tamper is None:
+            raise CommandError("no tamper loop configured ([gpio.tamper])")
+        state = self._one_word(args, "enclosure", ("open", "close"))
+        return self._simulate_level(self.tamper, state == "close")
+
+    def simulate_mains(self, args: dict[str, Any]) -> dict[str, Any]:
+        """``outpost simulate mains lost|restored``: drive the mains/UPS line."""
+        if self.power is None:
+            raise CommandError("no mains input configured ([gpio.power])")
+        state = self._one_word(args, "mains", ("lost", "restored"))
+        return self._simulate_level(self.power, state == "lost")
+
+    @staticmethod
+    def _one_word(args: dict[str, Any], prog: str, choices: tuple[str, ...]) -> str:
+        argv = args.get("argv", [])
+        if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+            raise CommandError("argv must be a list of strings")
+        parser = _ArgvParser(prog=prog, add_help=False, exit_on_error=False)
+        parser.add_argument("state", choices=choices)
+        return str(parser.parse_args(argv).state)
+
+    def _simulate_level(self, device: TamperLoop | PowerInput, active: bool) -> dict[str, Any]:
+        mark = self._emit_count
+        self._drive(device, active)
+        time.sleep(device.filter.settle_s + 0.02)
+        self.sync()
+        with self._emitted_lock:
+            emitted = list(self._emitted)
+        events = [
+            {"type": e.type, "id": e.id, "state": e.data.get("state")}
+            for n, src, e in emitted
+            if n >= mark and src == device.name
+        ]
+        return {"input": device.name, "events": events}
+
     def _drive(self, device: GpioInput, active: bool, *, queue_edge: bool = True) -> None:
         """Make ``device`` read ``active``: the mock pin itself, or (real pins) a queued edge."""
         if isinstance(self.pin_factory, MockFactory):

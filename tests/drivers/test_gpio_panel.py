@@ -299,6 +299,7 @@ def test_mains_loss_and_restore(make_panel: Callable[..., AlarmPanel], sink: Rec
     lost, back = sink.of("device.power")
     assert lost.data["state"] == "mains_lost" and lost.data["contact_id"]["code"] == 301
     assert back.data["contact_id"]["event"] == "R"
+    assert panel.simulate_mains({"argv": ["lost"]})["events"][0]["state"] == "mains_lost"
 
 
 def test_ack_command_changes_led_state(
@@ -477,5 +478,11 @@ def test_simulated_profile_snippet_loads_and_runs(tmp_path: Any, sink: Recording
         duress = ctx.simulators.dispatch("press", {"argv": ["duress"]})
         assert [e["type"] for e in duress["result"]["events"]] == ["alarm.duress"]
         assert sink.of("device.tamper") == []
+        opened = ctx.simulators.dispatch("enclosure", {"argv": ["open"]})
+        assert [e["state"] for e in opened["result"]["events"]] == ["open"]
+        closed = ctx.simulators.dispatch("enclosure", {"argv": ["close"]})
+        assert [e["state"] for e in closed["result"]["events"]] == ["closed"]
+        assert ctx.simulators.dispatch("enclosure", {"argv": ["ajar"]})["ok"] is False
+        assert "mains" not in ctx.simulators.names()
     finally:
         panel.stop()
