@@ -189,3 +189,24 @@ def test_wrong_broker_ca_is_rejected(tmp_path: Path, broker: TlsBroker) -> None:
     ).model_copy(update={"ca_pem": other.cert_pem.decode()})
     with pytest.raises(ProvisioningError, match="TLS handshake"):
         enrol_online(ticket, IdentityPaths(tmp_path / "pki"), tmp_path / "o.toml", timeout_s=3)
+
+
+def test_enrol_command_as_the_first_boot_unit_runs_it(
+    tmp_path: Path, broker: TlsBroker, signer: Responder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from provisioning.cli import main
+
+    ticket = issue_ticket(broker.store, broker.auth, broker.ca, "op-e2e-04", SITE, broker.enrol_url)
+    enrol_file = tmp_path / "enrol.json"
+    enrol_file.write_text(ticket.to_json())
+    enrol_file.chmod(0o600)
+    config = tmp_path / "outpost.toml"
+    argv = ["enrol", "--enrolment-file", str(enrol_file), "--pki-dir", str(tmp_path / "pki"),
+            "--config", str(config), "--timeout", "20"]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    assert "certificate installed" in capsys.readouterr().out
+    assert not enrol_file.exists()
+    assert load_settings(config).mqtt.urls == [broker.device_url]
+    # The unit restarts on failure; a re-run without the spent file fails with a sentence.
+    assert main(argv) == 1
+    assert "cannot read enrolment file" in capsys.readouterr().err
