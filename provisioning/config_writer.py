@@ -24,9 +24,9 @@ from provisioning.identity import SERVICE_USER
 
 # Array-of-table keys the installer flags append to. They follow the driver sections in
 # agent.config.Settings; load_settings reports an unknown key if a driver is absent.
-BUTTONS_KEY = "buttons"
-READERS_KEY = "readers"
-CAMERAS_KEY = "cameras"
+BUTTONS_KEY = "gpio.buttons"
+READERS_KEY = "rfid.readers"
+CAMERAS_KEY = "vision.cameras"
 _ENTRY_IDENTITY_KEYS = ("name", "id")
 
 

@@ -138,4 +138,21 @@ def test_interactive_prompts_reask_on_invalid_answers(tmp_path: Path) -> None:
     assert len(said) == 2 and all("not accepted" in s for s in said)
     assert ("device.site", "east/port/pier-2") in changes.assignments
     assert ("mqtt.urls", ["mqtts://b1:8883", "mqtts://b2:8883"]) in changes.assignments
-    assert changes.entries == [("buttons", {"name": "panic-1", "pin": 17})]
+    assert changes.entries == [("gpio.buttons", {"name": "panic-1", "pin": 17})]
+
+
+def test_buttons_and_cameras_are_checked_by_their_driver_models(tmp_path: Path) -> None:
+    path = tmp_path / "outpost.toml"
+    changes = changes_from_flags(
+        buttons=["name=panic-desk,pin=17,mode=hold,hold_s=2"],
+        cameras=["name=gate,kind=rtsp,url=rtsp://10.0.0.5/stream1"],
+    )
+    write_config(changes, path)
+    settings = load_settings(path)
+    assert [b.name for b in settings.gpio.buttons] == ["panic-desk"]
+    assert settings.vision.cameras[0].url == "rtsp://10.0.0.5/stream1"
+    with pytest.raises(ProvisioningError, match="kind rtsp needs url"):
+        write_config(changes_from_flags(cameras=["name=yard,kind=rtsp"]), path)
+    with pytest.raises(ProvisioningError, match=r"gpio\.buttons\[1\]"):
+        write_config(changes_from_flags(buttons=["name=panic-2,pin=17,mode=sideways"]), path)
+    assert len(load_settings(path).gpio.buttons) == 1
