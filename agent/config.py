@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from agent.errors import ConfigError
+from agent.plates.config import PlatesConfig
 from agent.vision.config import VisionConfig
 from drivers.gpio.config import GpioConfig
 
@@ -166,6 +167,7 @@ class Settings(BaseSettings):
     sim: SimConfig = Field(default_factory=SimConfig)
     gpio: GpioConfig = Field(default_factory=GpioConfig)
     vision: VisionConfig = Field(default_factory=VisionConfig)
+    plates: PlatesConfig = Field(default_factory=PlatesConfig)
 
     @classmethod
     def settings_customise_sources(

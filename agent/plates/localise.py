@@ -27,7 +27,7 @@ class Candidate:
 def find_plates(
     image: npt.NDArray[Any],
     region: Box | None = None,
-    max_candidates: int = 8,
+    max_candidates: int = 12,
     work_width: int = 960,
 ) -> list[Candidate]:
     """Plate-shaped regions of ``image`` (inside ``region`` when given), best first."""
@@ -45,37 +45,32 @@ def find_plates(
         else roi
     )
     gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
-    gray = cv2.GaussianBlur(gray, (3, 3), 0)
-    gx = np.abs(cv2.Sobel(gray, cv2.CV_16S, 1, 0, ksize=3)).astype(np.float32)
-    gx = np.clip(gx * (255.0 / max(float(np.percentile(gx, 99.5)), 1.0)), 0, 255).astype(np.uint8)
-    _, binary = cv2.threshold(gx, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    sw = small.shape[1]
+    # Black-hat finds dark characters on a light plate (US, yellow, white), top-hat light
+    # characters on a dark plate (blue, black); each is searched separately.
+    char_kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (13, 5))
+    close_kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (17, 5))
     cands: list[Candidate] = []
-    for kw_frac, kh in ((0.018, 3), (0.03, 5)):
-        kw = max(int(sw * kw_frac), 5)
-        closed = cv2.morphologyEx(
-            binary, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (kw, kh))
-        )
-        closed = cv2.morphologyEx(
-            closed, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (5, 3))
-        )
-        contours, _ = cv2.findContours(closed, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    for op in (cv2.MORPH_BLACKHAT, cv2.MORPH_TOPHAT):
+        hat = cv2.morphologyEx(gray, op, char_kernel)
+        gx = np.abs(cv2.Sobel(hat, cv2.CV_32F, 1, 0, ksize=3))
+        gx = (255.0 * gx / max(float(gx.max()), 1.0)).astype(np.uint8)
+        gx = cv2.GaussianBlur(gx, (5, 5), 0)
+        gx = cv2.morphologyEx(gx, cv2.MORPH_CLOSE, close_kernel)
+        _, binary = cv2.threshold(gx, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        binary = cv2.dilate(cv2.erode(binary, None, iterations=2), None, iterations=2)
+        contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         for c in contours:
             x, y, w, h = cv2.boundingRect(c)
-            if h < 8 or w < 24:
+            if h < 8 or w < 20:
                 continue
             aspect = w / h
-            if not 1.4 <= aspect <= 7.0:
-                continue
-            if w > 0.6 * sw:
+            if not 1.3 <= aspect <= 7.0:
                 continue
             fill = cv2.contourArea(c) / float(w * h)
-            if fill < 0.45:
-                continue
-            density = float(binary[y : y + h, x : x + w].mean()) / 255.0
-            # Plates are ~2:1 (US) to ~3.2:1 (CN): prefer those shapes and dense edges.
-            shape = np.exp(-((np.log(aspect) - np.log(2.6)) ** 2) / 0.5)
-            score = float(shape * fill * (0.3 + density))
+            density = float(hat[y : y + h, x : x + w].mean()) / 255.0
+            # Plates are ~2:1 (US) to ~3.2:1 (CN): prefer those shapes, dense strokes, size.
+            shape = float(np.exp(-((np.log(aspect) - np.log(2.6)) ** 2) / 0.5))
+            score = shape * fill * (0.3 + density) * float(np.sqrt(w * h))
             cands.append(Candidate(_to_frame((x, y, w, h), scale, rx, ry), score))
     return _suppress(sorted(cands, key=lambda c: -c.score), max_candidates)
 

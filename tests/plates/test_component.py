@@ -1,0 +1,129 @@
+"""Watchlist push and persistence, plate.hit priority, privacy, and the missing-model fault."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from agent.errors import CommandError
+from agent.events import Priority, default_priority
+from agent.plates.component import PlateComponent
+from agent.plates.config import PlatesConfig, PrivacyConfig
+from agent.plates.watchlist import Watchlist, keyed_hash, parse_entries
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any], Priority]] = []
+
+    def emit(self, type: str, data: Any = None, *, priority: Priority | None = None) -> Any:
+        self.events.append((type, dict(data or {}), priority or default_priority(type)))
+        return None
+
+    def types(self) -> list[str]:
+        return [t for t, _, _ in self.events]
+
+
+def _component(tmp_path: Path, **cfg: Any) -> tuple[PlateComponent, RecordingSink]:
+    sink = RecordingSink()
+    config = PlatesConfig(model_dir=tmp_path / "no-models", **cfg)
+    comp = PlateComponent(config, sink, tmp_path)
+    return comp, sink
+
+
+def test_missing_model_gives_one_fault_and_the_rest_still_works(tmp_path: Path) -> None:
+    comp, sink = _component(tmp_path)
+    comp.start()
+    try:
+        assert sink.types() == ["device.fault"]
+        _, data, prio = sink.events[0]
+        assert data["component"] == "plates" and "manifest" in data["detail"]
+        assert prio == Priority.PATROL
+        assert comp.status()["enabled"] is False
+        # Frames are ignored, the watchlist command still works.
+        assert comp.read_frame(np.zeros((72, 128, 3), np.uint8)) == []
+        reply = comp.watchlist_command({"op": "set", "entries": [{"plate": "ABC123"}]})
+        assert reply["count"] == 1
+    finally:
+        comp.stop()
+    assert sink.types() == ["device.fault"]
+
+
+def test_watchlist_push_survives_restart_and_hit_is_an_alarm(tmp_path: Path) -> None:
+    comp, sink = _component(tmp_path)
+    comp.watchlist_command(
+        {
+            "op": "set",
+            "entries": [{"plate": "京A·12345", "reason": "stolen", "id": "w1"}, "8PQR123"],
+        }
+    )
+    comp2, sink2 = _component(tmp_path)  # a restart: a new component reads the stored list
+    assert {e.plate for e in comp2.watchlist.entries} == {"京A12345", "8PQR123"}
+    comp2.submit("京A1234S")  # 5/S confusion on the last character
+    assert sink2.types() == ["plate.read", "plate.hit"]
+    _, hit, prio = sink2.events[1]
+    assert prio == Priority.ALARM
+    assert hit["watch"] == {"plate": "京A12345", "reason": "stolen", "id": "w1"}
+    assert hit["distance"] == pytest.approx(0.25)
+    comp2.submit("ZZZ999")
+    assert sink2.types()[-1] == "plate.read"
+    listed = comp2.watchlist_command({"op": "list"})
+    assert len(listed["entries"]) == 2
+    assert comp2.watchlist_command({"op": "remove", "plates": ["8PQR123"]})["removed"] == 1
+    del comp, sink
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"op": "set", "entries": "ABC123"},
+        {"op": "set", "entries": [{"plate": "A"}]},
+        {"op": "set", "entries": [{"plate": "ABC123", "colour": "blue"}]},
+        {"op": "explode"},
+        {"op": "remove", "plates": "ABC"},
+    ],
+)
+def test_bad_watchlist_pushes_are_rejected(tmp_path: Path, payload: dict[str, Any]) -> None:
+    comp, _ = _component(tmp_path)
+    with pytest.raises(CommandError):
+        comp.watchlist_command(payload)
+
+
+def test_privacy_hash_replaces_text_of_non_hits(tmp_path: Path) -> None:
+    comp, sink = _component(tmp_path, privacy=PrivacyConfig(hash_non_hits=True))
+    comp.watchlist.replace(parse_entries(["HIT123"]))
+    comp.start()
+    try:
+        comp.submit("ABC123")
+        comp.submit("HIT123")
+    finally:
+        comp.stop()
+    reads = [d for t, d, _ in sink.events if t == "plate.read"]
+    key = (tmp_path / "plates-hash.key").read_bytes()
+    assert "text" not in reads[0] and reads[0]["text_hash"] == keyed_hash("ABC123", key)
+    assert reads[1]["text"] == "HIT123"  # hits are published in clear
+    assert sink.types()[-1] == "plate.hit"
+
+
+def test_watchlist_file_is_replaced_atomically(tmp_path: Path) -> None:
+    wl = Watchlist(tmp_path / "wl.json")
+    wl.replace(parse_entries(["ABC123", "ABC123", "XYZ789"]))
+    data = json.loads((tmp_path / "wl.json").read_text())
+    assert [e["plate"] for e in data["entries"]] == ["ABC123", "XYZ789"]
+    assert not (tmp_path / "wl.tmp").exists()
+    assert wl.match("ABC1Z3") is not None  # 2/Z
+    assert wl.match("ABD124") is None
+
+
+def test_simulator_publishes_through_the_same_path(tmp_path: Path) -> None:
+    comp, sink = _component(tmp_path)
+    comp.watchlist.replace(parse_entries(["SIM001"]))
+    reply = comp.simulate({"argv": ["SIM00I", "--camera", "gate"]})
+    assert reply["hit"] is True
+    assert sink.types() == ["plate.read", "plate.hit"]
+    with pytest.raises(CommandError):
+        comp.simulate({"argv": []})

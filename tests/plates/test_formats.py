@@ -1,0 +1,89 @@
+"""Plate-format rules and confusable-character handling."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.plates.formats import (
+    ALPHABET,
+    COUNTRY_FORMATS,
+    apply_format,
+    fold,
+    match_distance,
+    normalise,
+    parse_template,
+)
+
+CN = COUNTRY_FORMATS["cn"]
+US = COUNTRY_FORMATS["us"]
+
+
+def _alts(text: str) -> list[dict[str, float]]:
+    return [{c: 0.9} for c in text]
+
+
+def test_parse_template_expands_classes_and_repeats() -> None:
+    sets = parse_template("[京沪][A-C][0-9]{3}X")
+    assert sets == ["京沪", "ABC", "0123456789", "0123456789", "0123456789", "X"]
+
+
+@pytest.mark.parametrize(
+    "text,fmt",
+    [
+        ("京A12345", "cn-ordinary"),
+        ("皖AD12345", "cn-nev-small"),
+        ("粤B12345D", "cn-nev-large"),
+        ("京A1234警", "cn-police"),
+        ("粤Z1234港", "cn-ordinary"),
+    ],
+)
+def test_valid_chinese_plates_keep_their_text(text: str, fmt: str) -> None:
+    got = apply_format(list(text), _alts(text), CN)
+    assert (got.text, got.format, got.substitutions) == (text, fmt, 0)
+
+
+def test_chinese_serial_letters_o_and_i_become_digits() -> None:
+    got = apply_format(list("京AO12I5"), _alts("京AO12I5"), CN)
+    assert got.text == "京A01215"
+    assert got.substitutions == 2
+
+
+def test_authority_letter_position_turns_digit_into_letter() -> None:
+    # Position 2 must be a letter: a read 8 is a B.
+    got = apply_format(list("沪812345"), _alts("沪812345"), CN)
+    assert got.text == "沪B12345"
+
+
+def test_model_alternatives_are_preferred_over_the_static_table() -> None:
+    alts = _alts("京AQ2345")
+    alts[2] = {"Q": 0.5, "0": 0.3, "D": 0.2}
+    got = apply_format(list("京AQ2345"), alts, CN)
+    # Q is allowed in a Chinese serial, so it is kept as read.
+    assert got.text == "京AQ2345"
+    alts[2] = {"O": 0.5, "D": 0.3, "0": 0.2}
+    got = apply_format(list("京AO2345"), alts, CN)
+    assert got.text == "京AD2345"  # the model's second choice D beats the table's 0
+
+
+def test_us_plates_are_not_rewritten() -> None:
+    got = apply_format(list("OUT0FRNT"), _alts("OUT0FRNT"), US)
+    assert got.text == "OUT0FRNT" and got.substitutions == 0
+
+
+def test_unfittable_text_is_returned_as_read() -> None:
+    got = apply_format(list("京"), _alts("京"), CN)
+    assert got.format is None and got.text == "京"
+
+
+def test_alphabet_has_no_duplicates_and_covers_provinces() -> None:
+    assert len(set(ALPHABET)) == len(ALPHABET)
+    assert "皖" in ALPHABET and "警" in ALPHABET
+
+
+def test_confusion_aware_distance() -> None:
+    assert match_distance("ABC123", "ABC123") == 0
+    assert match_distance("AB0123", "ABO123") == pytest.approx(0.25)
+    assert match_distance("ABC123", "ABX123") == 1
+    assert match_distance("ABC-123", "abc 123") == 0
+    assert fold("B0I5") == fold("8O15")
+    assert normalise("京A·12345") == "京A12345"

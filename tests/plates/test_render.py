@@ -1,0 +1,69 @@
+"""The synthetic renderer produces valid plates of every supported layout."""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+# training/ is not an installed package (it is only needed to make models).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+pytest.importorskip("PIL", reason="the renderer needs Pillow (training extra)")
+
+from agent.plates.formats import ALPHABET, COUNTRY_FORMATS
+from agent.plates.preprocess import OCR_HEIGHT, OCR_WIDTH, ocr_input
+
+render = pytest.importorskip("training.render")
+
+
+def _fonts_present() -> bool:
+    try:
+        for rel in render.LATIN_FONTS + render.CJK_FONTS:
+            render.find_font(rel)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+pytestmark = pytest.mark.skipif(
+    not _fonts_present(),
+    reason="Debian fonts missing: apt-get install fonts-dejavu-core fonts-dejavu-extra "
+    "fonts-liberation2 fonts-freefont-ttf fonts-wqy-zenhei",
+)
+
+
+@pytest.mark.parametrize("kind", render.CN_KINDS)
+def test_chinese_plates_fit_a_chinese_format(kind: str) -> None:
+    rng = random.Random(kind)
+    for _ in range(20):
+        plate = render.render_cn(rng, kind)
+        assert any(f.matches(plate.text) for f in COUNTRY_FORMATS["cn"]), plate.text
+        assert plate.two_row == (kind == "yellow2")
+        h, w = plate.image.shape[:2]
+        assert (h, w) == ((220, 440) if plate.two_row else (140, 480 if "green" in kind else 440))
+        if kind.startswith("green"):
+            assert len(plate.text) == 8
+        if kind == "police":
+            assert plate.text.endswith("警")
+
+
+def test_us_plates_fit_the_us_format_and_have_ink() -> None:
+    rng = random.Random(7)
+    for _ in range(30):
+        plate = render.render_us(rng)
+        assert any(f.matches(plate.text) for f in COUNTRY_FORMATS["us"]), plate.text
+        assert plate.image.std() > 10
+
+
+def test_samples_are_reproducible_and_in_the_alphabet() -> None:
+    a = [render.sample(random.Random(3))[1] for _ in range(1)]
+    b = [render.sample(random.Random(3))[1] for _ in range(1)]
+    assert a == b
+    rng = random.Random(11)
+    for _ in range(30):
+        img, text, two_row = render.sample(rng)
+        assert set(text) <= set(ALPHABET)
+        assert ocr_input(img, two_row).shape == (OCR_HEIGHT, OCR_WIDTH)

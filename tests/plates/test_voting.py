@@ -1,0 +1,41 @@
+"""Voting across frames of a track: one pass, one reading."""
+
+from __future__ import annotations
+
+from agent.plates.voting import PlateRead, TrackVoter, vote
+
+
+def _r(text: str, conf: float = 0.9) -> PlateRead:
+    return PlateRead(text, conf, [conf] * len(text))
+
+
+def test_per_position_vote_repairs_single_character_errors() -> None:
+    reads = [_r("ABC1234"), _r("A8C1234"), _r("ABC1Z34"), _r("ABC12"), _r("ABG1234", 0.5)]
+    voted = vote(reads)
+    assert voted is not None
+    assert voted.text == "ABC1234"
+    assert voted.frames == 5 and voted.votes == 1
+
+
+def test_voter_emits_once_per_track_after_silence() -> None:
+    v = TrackVoter(timeout_s=1.0, min_reads=2)
+    v.add("t1", _r("XYZ123"), 0.0)
+    v.add("t1", _r("XYZ123"), 0.5)
+    v.add("t2", _r("ONLY1"), 0.5)  # one frame only: below min_reads
+    assert v.due(1.0) == []
+    done = v.due(1.6)
+    assert [(t, p.text) for t, p in done] == [("t1", "XYZ123")]
+    assert v.due(5.0) == []  # t2 dropped, t1 already decided
+    assert v.open_tracks == 0
+
+
+def test_seen_keeps_a_track_open() -> None:
+    v = TrackVoter(timeout_s=1.0)
+    v.add("t", _r("AAA111"), 0.0)
+    v.seen("t", 0.9)
+    assert v.due(1.5) == []
+    assert [t for t, _ in v.due(2.0)] == ["t"]
+
+
+def test_empty_vote_is_none() -> None:
+    assert vote([]) is None
