@@ -20,6 +20,9 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# What ``camera.tamper`` can report as its reason.
+TAMPER_REASONS = ("covered", "blurred", "moved")
+
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
 

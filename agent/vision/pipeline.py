@@ -26,6 +26,7 @@ from agent.vision.detector import Detector
 from agent.vision.geometry import detection_regions
 from agent.vision.motion import MotionDetector
 from agent.vision.recording import RecordingWindow, encode_jpeg
+from agent.vision.synthetic import apply_effect
 from agent.vision.tamper import TamperDetector
 from agent.vision.tracker import IouTracker, Track
 
@@ -85,6 +86,7 @@ class CameraPipeline:
         self.detector_runs = 0
         self.frames_analysed = 0
         self.last_error: str | None = None
+        self.effect: str | None = None  # simulated tamper applied to every frame
         self._threads: list[threading.Thread] = []
 
     # lifecycle ------------------------------------------------------------------
@@ -144,6 +146,8 @@ class CameraPipeline:
             frame = self.source.retrieve()
             if frame is None:
                 continue
+            if self.effect is not None:
+                frame = apply_effect(frame, self.effect)
             last_retrieve = mono
             if self.online is not True:
                 backoff = rc.backoff_min_s

@@ -7,6 +7,7 @@ it receives and emits events, on its own named thread, never on the alarm path.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import itertools
 import logging
@@ -22,7 +23,7 @@ from agent.commands import require
 from agent.errors import CommandError, DriverFault
 from agent.events import Event
 from agent.runtime import AgentContext
-from agent.vision.config import VisionConfig
+from agent.vision.config import TAMPER_REASONS, VisionConfig
 from agent.vision.media import MediaRef, MediaStore
 from agent.vision.models import VerifiedModel, verify_model
 
@@ -96,6 +97,11 @@ class VisionService:
         )
         ctx.commands.register(
             "media-get", self.cmd_media_get, description="fetch stored media as base64: {id}"
+        )
+        ctx.simulators.register(
+            "camera-tamper",
+            self.sim_camera_tamper,
+            description="camera-tamper CAMERA covered|blurred|moved|clear",
         )
         ctx.bus.on_event(self._on_alarm, "alarm.")
 
@@ -405,6 +411,20 @@ class VisionService:
         except (KeyError, FileNotFoundError):
             raise CommandError(f"no media {media_id!r} (evicted or never stored)") from None
         return {"media": ref.to_dict(), "data_b64": base64.b64encode(data).decode("ascii")}
+
+    def sim_camera_tamper(self, args: dict[str, Any]) -> dict[str, Any]:
+        parser = argparse.ArgumentParser(prog="camera-tamper", exit_on_error=False)
+        parser.add_argument("camera")
+        parser.add_argument("effect", choices=[*TAMPER_REASONS, "clear"])
+        try:
+            ns = parser.parse_args([str(a) for a in args.get("argv", [])])
+        except (argparse.ArgumentError, SystemExit) as exc:
+            raise CommandError(f"usage: {parser.format_usage().strip()} ({exc})") from None
+        camera = self._camera_arg({"camera": ns.camera})
+        effect = None if ns.effect == "clear" else ns.effect
+        reply = self._request({"op": "effect", "camera": camera, "effect": effect}, 5.0)
+        hold = self._cfg.tamper.hold_s
+        return {**reply["result"], "note": f"camera.tamper follows after about {hold:.0f} s"}
 
     # status -----------------------------------------------------------------------
     def status(self) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from agent.errors import DriverFault
+from agent.vision.config import TAMPER_REASONS
 
 
 def synthetic_frames(width: int, height: int, fps: int, seconds: float) -> list[np.ndarray]:
@@ -58,3 +59,16 @@ def make_synthetic_video(
         writer.release()
     tmp.replace(path)
     return path
+
+
+def apply_effect(frame: np.ndarray, effect: str) -> np.ndarray:
+    """What a tampered camera would show: for ``outpost simulate camera-tamper``."""
+    h, w = frame.shape[:2]
+    if effect == "covered":
+        return np.full_like(frame, 16)
+    if effect == "blurred":
+        return cv2.GaussianBlur(frame, (0, 0), 6)
+    if effect == "moved":
+        m = np.array([[1, 0, w * 0.3], [0, 1, h * 0.15]], dtype=np.float32)
+        return cv2.warpAffine(frame, m, (w, h), borderMode=cv2.BORDER_REFLECT)
+    raise ValueError(f"unknown effect {effect!r}; use one of {', '.join(TAMPER_REASONS)}")

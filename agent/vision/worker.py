@@ -130,6 +130,10 @@ class Worker:
                 ).start()
             elif op == "alarm":
                 self._alarm_pictures(req)
+            elif op == "effect":
+                p = self._pipeline(req["camera"])
+                p.effect = req.get("effect")
+                self.reply(req, {"camera": p.cam.name, "effect": p.effect})
             else:
                 raise DriverFault(f"unknown request {op!r}")
         except (DriverFault, KeyError) as exc:
