@@ -75,9 +75,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--sha256-file", type=Path, help="the image's published .sha256 file")
     s.add_argument("--output", type=Path, help="write the prepared image here")
     s.add_argument("--config-file", type=Path, required=True, help="outpost.toml for the box")
-    material = s.add_mutually_exclusive_group()
-    material.add_argument("--enrolment-file", type=Path, help="one-time enrol.json (online)")
-    material.add_argument("--bundle-file", type=Path, help="certificate bundle (offline)")
+    s.add_argument(
+        "--enrolment-file",
+        type=Path,
+        help="one-time enrol.json (online); without it the first boot leaves a CSR on the card",
+    )
     s.add_argument("--first-boot", choices=["auto", "cloud-init", "firstrun"], default="auto")
     s.add_argument(
         "--skip-checksum", action="store_true", help="only for images you built yourself"
@@ -181,13 +183,9 @@ def _config(args: argparse.Namespace) -> int:
 def _prepare_image(args: argparse.Namespace) -> int:
     config_text = args.config_file.read_text()
     settings = validate_text(config_text)
-    enrol_json = bundle_json = None
+    enrol_json = None
     if args.enrolment_file:
         enrol_json = EnrolmentTicket.load(args.enrolment_file).to_json()
-    if args.bundle_file:
-        bundle_json = CertBundle.parse(
-            args.bundle_file.read_bytes(), str(args.bundle_file)
-        ).to_json()
     boot: img.BootPartition
     if args.image:
         if args.sha256 or args.sha256_file:
@@ -206,9 +204,7 @@ def _prepare_image(args: argparse.Namespace) -> int:
     else:
         boot = img.MountedBoot(args.boot_dir)
         where = str(args.boot_dir)
-    result = img.prepare_boot(
-        boot, config_text, enrol_json, settings.device.id, args.first_boot, bundle_json
-    )
+    result = img.prepare_boot(boot, config_text, enrol_json, settings.device.id, args.first_boot)
     print(f"{where}: first boot via {result.mode}; wrote {', '.join(result.written)}")
     if args.image:
         print(f"{where} is mode 0600: it holds an enrolment secret until the box has booted")
@@ -218,7 +214,10 @@ def _prepare_image(args: argparse.Namespace) -> int:
 def _restart_agent() -> None:
     if shutil.which("systemctl") is None:
         return
-    subprocess.run(["systemctl", "try-restart", "outpost.service"], check=False, timeout=60)
+    # --no-block: on first boot outpost.service's start job waits for this unit to finish.
+    subprocess.run(
+        ["systemctl", "--no-block", "try-restart", "outpost.service"], check=False, timeout=60
+    )
 
 
 _COMMANDS = {

@@ -287,7 +287,7 @@ class DeviceIdentity:
         device_id = check_device_id(device_id or recorded or default_device_id())
         if owner is None:
             owner = service_owner()
-        paths.pki_dir.mkdir(parents=True, exist_ok=True)
+        paths.pki_dir.mkdir(mode=0o750, parents=True, exist_ok=True)
         if regenerate or not paths.key.exists():
             key = generate_key()
             write_private(paths.key, key_pem(key), owner)

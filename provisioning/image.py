@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import Literal, Protocol
 
 from agent.errors import ProvisioningError
+from provisioning.identity import check_device_id
 
 OUTPOST_DIR = "outpost"
 SECRET_FILES = frozenset({"outpost/enrol.json"})
@@ -237,6 +238,7 @@ set -eu
 ROOT=${OUTPOST_ROOT:-}
 BOOT=${OUTPOST_BOOT:-}
 SYSTEMCTL=${OUTPOST_SYSTEMCTL:-systemctl}
+DEVICE_ID=@DEVICE_ID@
 if [ -z "$BOOT" ]; then
     for d in /boot/firmware /boot; do
         if [ -d "$d/outpost" ]; then BOOT=$d; break; fi
@@ -258,17 +260,25 @@ fi
 if [ -f "$SRC/enrol.json" ]; then
     install -m 0600 -o root -g root "$SRC/enrol.json" "$ETC/enrol.json"
 fi
-if [ -f "$SRC/bundle.json" ]; then
-    install -m 0644 -o root -g root "$SRC/bundle.json" "$ETC/bundle.json"
-fi
 # Secrets must not stay on the FAT partition, which any user (and any card reader) can read.
-for f in enrol.json outpost.toml bundle.json; do
+for f in enrol.json outpost.toml; do
     if [ -f "$SRC/$f" ]; then
         if command -v shred >/dev/null 2>&1; then shred -u "$SRC/$f"; else rm -f "$SRC/$f"; fi
     fi
 done
 rm -f "$SRC/firstboot.sh"
 rmdir "$SRC" 2>/dev/null || true
+if [ ! -f "$ETC/enrol.json" ]; then
+    # Offline (air-gapped) box: make the identity now and leave the CSR (public) on the
+    # boot partition, where the installer collects it for the PKI.
+    PROVISION=${OUTPOST_PROVISION:-/opt/outpost/venv/bin/outpost-provision}
+    if [ -x "$PROVISION" ] || command -v "$PROVISION" >/dev/null 2>&1; then
+        "$PROVISION" identity --device-id "$DEVICE_ID" --pki-dir "$ETC/pki" \
+            --export-csr "$BOOT/outpost-$DEVICE_ID.csr"
+    else
+        echo "outpost: $PROVISION not found; run 'outpost-provision identity' by hand"
+    fi
+fi
 $SYSTEMCTL enable outpost-enrol.service outpost.service || echo "outpost: units not installed yet"
 echo "outpost: first-boot material installed in $ETC"
 """
@@ -365,9 +375,13 @@ def prepare_boot(
     enrolment_json: str | None,
     device_id: str,
     mode: FirstBootMode = "auto",
-    bundle_json: str | None = None,
 ) -> PrepareResult:
-    """Write the Outpost material and the first-boot hook onto ``boot``."""
+    """Write the Outpost material and the first-boot hook onto ``boot``.
+
+    Without ``enrolment_json`` (an air-gapped post) the first boot creates the identity and
+    leaves ``outpost-<device_id>.csr`` on the boot partition for the offline PKI.
+    """
+    check_device_id(device_id)
     chosen = detect_mode(boot) if mode == "auto" else mode
     written: list[str] = []
 
@@ -378,9 +392,7 @@ def prepare_boot(
     put(f"{OUTPOST_DIR}/outpost.toml", config_text, secret=True)
     if enrolment_json is not None:
         put(f"{OUTPOST_DIR}/enrol.json", enrolment_json, secret=True)
-    if bundle_json is not None:
-        put(f"{OUTPOST_DIR}/bundle.json", bundle_json)
-    put(f"{OUTPOST_DIR}/firstboot.sh", FIRSTBOOT_SH)
+    put(f"{OUTPOST_DIR}/firstboot.sh", FIRSTBOOT_SH.replace("@DEVICE_ID@", device_id))
     if chosen == "cloud-init":
         existing = boot.read("user-data")
         put("user-data", cloud_init_user_data(existing.decode() if existing else None))

@@ -260,3 +260,38 @@ def test_first_boot_hook_moves_secrets_off_the_boot_partition(tmp_path: Path) ->
     assert (etc / "outpost.toml").read_text() == CONFIG
     assert etc.stat().st_mode & 0o777 == 0o750
     assert not (boot_dir / "outpost").exists(), "nothing may stay on the FAT partition"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="install -o root needs root")
+def test_first_boot_without_credential_leaves_a_csr_for_the_offline_pki(tmp_path: Path) -> None:
+    import sys
+
+    from cryptography import x509
+
+    boot_dir = tmp_path / "boot"
+    boot_dir.mkdir()
+    (boot_dir / "cmdline.txt").write_text(CMDLINE)
+    img.prepare_boot(img.MountedBoot(boot_dir), CONFIG, None, "op-img-01")
+    root = tmp_path / "root"
+    root.mkdir()
+    repo = Path(__file__).resolve().parents[2]
+    stub = tmp_path / "outpost-provision"
+    stub.write_text(f'#!/bin/sh\ncd "{repo}" && exec "{sys.executable}" -m provisioning "$@"\n')
+    stub.chmod(0o755)
+    env = {
+        **os.environ,
+        "OUTPOST_ROOT": str(root),
+        "OUTPOST_BOOT": str(boot_dir),
+        "OUTPOST_SYSTEMCTL": "true",
+        "OUTPOST_PROVISION": str(stub),
+    }
+    proc = subprocess.run(
+        ["sh", str(boot_dir / "outpost/firstboot.sh")], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    key = root / "etc/outpost/pki/device.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    csr = x509.load_pem_x509_csr((boot_dir / "outpost-op-img-01.csr").read_bytes())
+    assert csr.is_signature_valid
+    assert b"PRIVATE" not in (boot_dir / "outpost-op-img-01.csr").read_bytes()
+    assert not (boot_dir / "outpost").exists()
