@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import queue
 import ssl
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,8 +169,6 @@ def _await_bundle(
     ticket: EnrolmentTicket,
     timeout_s: float,
 ) -> CertBundle:
-    import time
-
     deadline = time.monotonic() + timeout_s
     while True:
         remaining = deadline - time.monotonic()

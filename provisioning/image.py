@@ -21,7 +21,7 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.parser import Parser
 from pathlib import Path, PurePosixPath
-from typing import Literal, Protocol
+from typing import IO, Literal, Protocol
 
 from agent.errors import ProvisioningError
 from provisioning.identity import check_device_id
@@ -432,6 +432,6 @@ def materialise_image(source: Path, output: Path | None) -> Path:
     return target
 
 
-def _private_open(path: Path):  # type: ignore[no-untyped-def]
+def _private_open(path: Path) -> IO[bytes]:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     return os.fdopen(fd, "wb")
