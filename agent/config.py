@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from agent.errors import ConfigError
+from agent.patrol.config import PatrolConfig
 from agent.plates.config import PlatesConfig
 from agent.vision.config import VisionConfig
 from drivers.gpio.config import GpioConfig
@@ -168,6 +169,7 @@ class Settings(BaseSettings):
     gpio: GpioConfig = Field(default_factory=GpioConfig)
     vision: VisionConfig = Field(default_factory=VisionConfig)
     plates: PlatesConfig = Field(default_factory=PlatesConfig)
+    patrol: PatrolConfig = Field(default_factory=PatrolConfig)
 
     @classmethod
     def settings_customise_sources(

@@ -18,10 +18,19 @@ from typing import Any, Protocol
 import serial
 
 from agent.errors import DriverFault
+from drivers.rfid.config import (
+    HidReaderConfig,
+    Id12Config,
+    Pn532Config,
+    Rdm6300Config,
+    ReaderConfig,
+    WiegandReaderConfig,
+)
 from drivers.rfid.hid import HidTransport, KeystrokeDecoder
+from drivers.rfid.id12 import Id12Parser
 from drivers.rfid.pn532 import Pn532Session
 from drivers.rfid.presence import PresenceFilter
-from drivers.rfid.rdm6300 import Em4100AsciiParser
+from drivers.rfid.rdm6300 import Em4100AsciiParser, Rdm6300Parser
 from drivers.rfid.tags import Tag
 from drivers.rfid.wiegand import WiegandCard, WiegandReader
 
@@ -350,3 +359,62 @@ class WiegandRfidReader(RfidReader):
 
     def status(self) -> dict[str, Any]:
         return {**super().status(), **self.wiegand.assembler.stats.to_dict()}
+
+
+def make_reader(cfg: ReaderConfig, sink: TapSink) -> RfidReader:
+    """The reader object for one ``[[patrol.readers]]`` table."""
+    gap = cfg.presence_gap_s
+    if isinstance(cfg, Rdm6300Config | Id12Config):
+        parser = Rdm6300Parser() if isinstance(cfg, Rdm6300Config) else Id12Parser()
+        return SerialAsciiReader(
+            cfg.name,
+            sink,
+            cfg.port,
+            parser,
+            kind=cfg.type,
+            baud=cfg.baud,
+            presence_gap_s=gap,
+            backoff_max_s=cfg.backoff_max_s,
+        )
+    if isinstance(cfg, Pn532Config):
+        session = Pn532Session(
+            timeout_s=cfg.timeout_s,
+            retries=cfg.retries,
+            passive_activation_retries=cfg.activation_retries,
+        )
+        return Pn532Reader(
+            cfg.name,
+            sink,
+            cfg.port,
+            baud=cfg.baud,
+            poll_s=cfg.poll_s,
+            session=session,
+            presence_gap_s=gap,
+            backoff_max_s=cfg.backoff_max_s,
+        )
+    if isinstance(cfg, WiegandReaderConfig):
+        factory = None
+        if cfg.mock:
+            from gpiozero.pins.mock import MockFactory
+
+            factory = MockFactory()
+        return WiegandRfidReader(
+            cfg.name,
+            sink,
+            cfg.d0,
+            cfg.d1,
+            gap_s=cfg.gap_ms / 1000,
+            pull_up=cfg.pull_up,
+            pin_factory=factory,
+            presence_gap_s=gap,
+        )
+    if isinstance(cfg, HidReaderConfig):
+        return hid_reader(
+            cfg.name,
+            sink,
+            cfg.path,
+            cfg.format,
+            presence_gap_s=gap,
+            backoff_max_s=cfg.backoff_max_s,
+        )
+    return RfidReader(cfg.name, sink, presence_gap_s=gap)

@@ -136,3 +136,21 @@ def tag_keys(entry: str) -> frozenset[str]:
             raise ValueError(f"tag {entry!r}: facility ≤ 255, card ≤ 65535")
         return frozenset({f"w26:{int(fc):03d},{int(card):05d}"})
     raise ValueError(f"tag {entry!r}: unknown form {kind!r} (em4100, uid, dec32, dec24, w26)")
+
+
+def parse_tag(text: str) -> Tag:
+    """A tag written the way a roster writes it, as a read (the simulator's input).
+
+    ``em4100:62E3086CED`` / ``62E3086CED`` → an EM4100 read, ``uid:04A1B2C3`` → MIFARE,
+    ``w26:008,27885`` → Wiegand 26, ``dec32:3808980205`` → a 32-bit (Wiegand 34) read."""
+    keys = tag_keys(text)  # validates and normalises
+    strongest = sorted(keys, key=lambda k: ("em4100", "uid", "dec32", "w26").index(k.split(":")[0]))
+    kind, _, body = strongest[0].partition(":")
+    if kind == "em4100":
+        return Tag(Tech.EM4100, body)
+    if kind == "uid":
+        return Tag(Tech.MIFARE, body)
+    if kind == "dec32":
+        return Tag(Tech.WIEGAND34, f"{int(body):08X}")
+    fc, _, card = body.partition(",")
+    return Tag(Tech.WIEGAND26, f"{(int(fc) << 16) | int(card):06X}")
