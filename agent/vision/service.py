@@ -20,7 +20,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from agent.commands import require
-from agent.errors import CommandError, DriverFault
+from agent.errors import CommandError, DriverFault, OutboxError
 from agent.events import Event
 from agent.runtime import AgentContext
 from agent.vision.config import TAMPER_REASONS, VisionConfig
@@ -33,6 +33,8 @@ Message = dict[str, Any]
 ALARM_TYPES = ("alarm.panic", "alarm.duress")
 SNAPSHOT_TIMEOUT_S = 5.0
 CLIP_TIMEOUT_S = 20.0
+# Bounded, so a stalled agent process makes the worker drop results rather than grow.
+RESULTS_QUEUE_SIZE = 256
 
 
 def rfc3339(ts: float) -> str:
@@ -150,7 +152,7 @@ class VisionService:
         from agent.vision.worker import run_worker
 
         self._requests = self._mp.Queue()
-        self._results = self._mp.Queue()
+        self._results = self._mp.Queue(maxsize=RESULTS_QUEUE_SIZE)
         model = None
         if self._model is not None:
             model = {
@@ -200,9 +202,16 @@ class VisionService:
             except Exception:  # a malformed message must not stop the reader
                 log.exception("vision: failed to handle %s", msg.get("kind"))
 
-    def _emit(self, type_: str, data: dict[str, Any]) -> Event:
+    def _emit(self, type_: str, data: dict[str, Any]) -> Event | None:
+        """Emit through the sink; a full outbox drops a vision event, never the reader."""
+        try:
+            event = self._ctx.sink.emit(type_, data)
+        except OutboxError as exc:
+            self.counts["dropped"] = self.counts.get("dropped", 0) + 1
+            log.warning("vision: %s not stored: %s", type_, exc)
+            return None
         self.counts[type_] = self.counts.get(type_, 0) + 1
-        return self._ctx.sink.emit(type_, data)
+        return event
 
     def _fault(self, reason: str) -> None:
         self._emit("device.fault", {"component": "vision", "reason": reason})
@@ -252,8 +261,9 @@ class VisionService:
                 "snapshot": ref.to_dict() if ref else None,
             }
             ev = self._emit("camera.tamper", data)
+            ids = [ev.id] if ev is not None else []
             self._media_event(
-                ref, {"camera": msg["camera"], "event_id": ev.id, "ts": rfc3339(msg["ts"])}
+                ref, {"camera": msg["camera"], "event_ids": ids, "ts": rfc3339(msg["ts"])}
             )
         elif kind == "objects_new":
             ref = self._store(msg.get("jpeg"))
@@ -269,7 +279,9 @@ class VisionService:
                     "start": rfc3339(obj["start"]),
                     "snapshot": ref.to_dict() if ref else None,
                 }
-                event_ids.append(self._emit("vision.object", data).id)
+                event = self._emit("vision.object", data)
+                if event is not None:
+                    event_ids.append(event.id)
             self._media_event(
                 ref, {"camera": msg["camera"], "event_ids": event_ids, "ts": rfc3339(msg["ts"])}
             )
@@ -435,6 +447,7 @@ class VisionService:
                 "pid": proc.pid if proc else None,
                 "alive": bool(proc and proc.is_alive()),
                 "restarts": self.restarts,
+                "dropped_results": ws.get("dropped_results", 0),
             },
             "detector": {
                 "enabled": self._model is not None and self.detector_fault is None,

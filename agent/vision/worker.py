@@ -26,6 +26,7 @@ from agent.vision.synthetic import make_synthetic_video
 log = logging.getLogger(__name__)
 
 STATUS_INTERVAL_S = 2.0
+SEND_TIMEOUT_S = 2.0
 
 
 def run_worker(
@@ -55,6 +56,7 @@ class Worker:
         self._requests = requests
         self._results = results
         self._tmp_dir = tmp_dir
+        self.dropped = 0
         self.detector: Detector | None = None
         if model is not None:
             try:
@@ -84,7 +86,11 @@ class Worker:
         }
 
     def send(self, msg: Message) -> None:
-        self._results.put(msg)
+        """Hand a result to the agent process; if it has stopped reading, drop it."""
+        try:
+            self._results.put(msg, timeout=SEND_TIMEOUT_S)
+        except queue.Full:
+            self.dropped += 1
 
     def run(self) -> None:
         for p in self.pipelines.values():
@@ -115,6 +121,7 @@ class Worker:
         return {
             "cameras": {name: p.status() for name, p in self.pipelines.items()},
             "detector": self.detector.stats() if self.detector else None,
+            "dropped_results": self.dropped,
         }
 
     # requests ---------------------------------------------------------------------
