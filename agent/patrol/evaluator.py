@@ -16,6 +16,9 @@ from typing import Any
 
 from agent.patrol.plan import Officer, PatrolPlan, Route, check_timezone
 
+# How long a visit is kept after its window closed (slack for a clock stepped back).
+VISIT_KEEP_S = 3600.0
+
 
 class TapStatus(StrEnum):
     ON_TIME = "on_time"
@@ -163,7 +166,9 @@ class TourEvaluator:
         """Rate one tap at time ``t``; records the visit in the state."""
         if officer is None:
             return TapVerdict(TapStatus.UNKNOWN_CARD)
-        candidates = self.windows_open_at(checkpoint, t)
+        # Visits older than the horizon are forgotten, so such windows cannot be judged.
+        horizon = self.state.since - VISIT_KEEP_S
+        candidates = [w for w in self.windows_open_at(checkpoint, t) if w.closes >= horizon]
         if not candidates:
             return TapVerdict(TapStatus.UNSCHEDULED)
         fresh = [w for w in candidates if w.key not in self.state.visits]
@@ -209,7 +214,7 @@ class TourEvaluator:
                             missed.append(w)
         self.state.since = max(self.state.since, now)
         # A visit is only needed while its window can still take a tap (plus clock slack).
-        horizon = self.state.since - 3600
+        horizon = self.state.since - VISIT_KEEP_S
         for key in [k for k, v in self.state.visits.items() if v["closes"] < horizon]:
             del self.state.visits[key]
         missed.sort(key=lambda w: (w.closes, w.route.id, w.index))
