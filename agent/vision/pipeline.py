@@ -81,6 +81,7 @@ class CameraPipeline:
         self._decode = RateMeter()
         self._analysis = RateMeter()
         self._last_frame_mono: float | None = None
+        self._state_lock = threading.Lock()
         self.online: bool | None = None
         self.reconnects = 0
         self.detector_runs = 0
@@ -106,9 +107,10 @@ class CameraPipeline:
 
     # capture ----------------------------------------------------------------------
     def _set_online(self, online: bool, reason: str | None = None) -> None:
-        if self.online == online:
-            return
-        self.online = online
+        with self._state_lock:
+            if self.online == online:
+                return
+            self.online = online
         msg: Message = {"kind": "camera", "camera": self.cam.name, "online": online}
         if reason:
             msg["reason"] = reason
@@ -172,6 +174,7 @@ class CameraPipeline:
                     self._cond.wait(timeout=1.0)
                 if self._latest_seq == seen or self._latest is None:
                     self._expire_tracks(time.time())
+                    self._check_stall()
                     continue
                 seen = self._latest_seq
                 ts, frame = self._latest
@@ -185,6 +188,13 @@ class CameraPipeline:
             except Exception as exc:  # one bad frame must not stop the camera
                 log.exception("camera %s: analysis failed", self.cam.name)
                 self.last_error = f"analysis: {type(exc).__name__}: {exc}"
+
+    def _check_stall(self) -> None:
+        """A source that stays open but delivers nothing is as good as offline."""
+        last = self._last_frame_mono
+        stall_s = self._vision.reconnect.stall_s
+        if self.online and last is not None and time.monotonic() - last > stall_s:
+            self._set_online(False, f"no frame for {stall_s:g} s from {self.source.describe()}")
 
     def analyse(self, frame: np.ndarray, ts: float) -> None:
         """Run one frame through window, tamper, motion, detector and tracker."""

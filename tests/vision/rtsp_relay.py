@@ -3,7 +3,8 @@
 ffmpeg packs the file into RTP (``-f rtp``, stream copy, looping, real time) towards a
 loopback UDP port; this server answers OPTIONS/DESCRIBE/SETUP/PLAY and relays the RTP
 packets to the client interleaved on its TCP connection (RTP/AVP/TCP), as a camera does.
-``drop()`` cuts every client and stops listening, ``resume()`` listens again on the port.
+``drop()`` cuts every client and stops listening, ``resume()`` listens again on the port;
+setting ``paused`` keeps the connection up but sends nothing (a frozen camera).
 Loopback only.
 """
 
@@ -54,6 +55,7 @@ class RtspRelay:
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self.sessions = 0
+        self.paused = threading.Event()  # set: keep the connection, send no packets
         self.resume()
 
     @property
@@ -180,6 +182,8 @@ class RtspRelay:
                 try:
                     pkt = udp.recv(65536)
                 except TimeoutError:
+                    continue
+                if self.paused.is_set():
                     continue
                 conn.sendall(b"$\x00" + len(pkt).to_bytes(2, "big") + pkt)
         except OSError:

@@ -55,9 +55,8 @@ def pipeline_factory() -> Iterator[Callable[..., tuple[CameraPipeline, Collector
     def make(
         cam: dict[str, Any], detector: Detector | None = None, **vision: Any
     ) -> tuple[CameraPipeline, Collector]:
-        cfg = VisionConfig.model_validate(
-            {"cameras": [cam], "reconnect": {"backoff_min_s": 0.3, "backoff_max_s": 1}, **vision}
-        )
+        vision.setdefault("reconnect", {"backoff_min_s": 0.3, "backoff_max_s": 1})
+        cfg = VisionConfig.model_validate({"cameras": [cam], **vision})
         out = Collector()
         p = CameraPipeline(cfg.cameras[0], cfg, detector, out)
         made.append(p)
@@ -127,5 +126,28 @@ def test_rtsp_drop_and_reconnect(
         out.wait(lambda m: m["kind"] == "camera" and m["online"], timeout=20)
         assert p.status()["reconnects"] >= 1
         assert relay.sessions >= 2
+    finally:
+        relay.close()
+
+
+def test_rtsp_stall_without_disconnect_is_offline(
+    pipeline_factory: Callable[..., tuple[CameraPipeline, Collector]], street_clip: Path
+) -> None:
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg not installed (apt-get install -y ffmpeg)")
+    relay = RtspRelay(street_clip)
+    try:
+        p, out = pipeline_factory(
+            {"name": "gate", "kind": "rtsp", "url": relay.url, "tamper": False},
+            reconnect={"stall_s": 1.5, "backoff_min_s": 0.3, "backoff_max_s": 1},
+        )
+        out.wait(lambda m: m["kind"] == "camera" and m["online"])
+        out.clear()
+        relay.paused.set()
+        offline = out.wait(lambda m: m["kind"] == "camera" and not m["online"], timeout=10)
+        assert offline["reason"].startswith("no frame for 1.5 s")
+        relay.paused.clear()
+        out.wait(lambda m: m["kind"] == "camera" and m["online"], timeout=20)
+        assert p.status()["stall_s"] < 2
     finally:
         relay.close()
