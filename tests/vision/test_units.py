@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from pydantic import ValidationError
@@ -136,3 +138,18 @@ def test_settings_has_vision_with_working_defaults() -> None:
     cam = s.vision.cameras[0]
     assert cam.kind == "file" and cam.path is None  # synthetic clip in the simulated profile
     assert s.vision.detector.threads >= 1
+
+
+def test_config_file_errors_name_the_camera_key(tmp_path: Path) -> None:
+    from agent.config import load_settings
+    from agent.errors import ConfigError
+
+    toml = tmp_path / "outpost.toml"
+    toml.write_text(
+        '[[vision.cameras]]\nname = "gate"\n\n'
+        '[[vision.cameras]]\nname = "lane"\nkind = "rtsp"\nanalysis_fps = 50\n'
+    )
+    with pytest.raises(ConfigError) as err:
+        load_settings(toml)
+    text = str(err.value)
+    assert "vision.cameras[1].analysis_fps" in text
