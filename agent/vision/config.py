@@ -148,6 +148,9 @@ class VisionConfig(Section):
     """The ``[vision]`` table."""
 
     enabled: bool = True
+    worker_nice: int = Field(
+        10, ge=0, le=19, description="CPU niceness of the worker: the alarm path always comes first"
+    )
     cameras: list[CameraConfig] = Field(default_factory=list)
     motion: MotionConfig = Field(default_factory=MotionConfig)
     tamper: TamperConfig = Field(default_factory=TamperConfig)

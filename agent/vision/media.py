@@ -92,6 +92,10 @@ class MediaStore:
             tmp = path.with_suffix(ext + ".part")
             with tmp.open("wb") as fh:
                 fh.write(data)
+                # Flushed here, on the vision thread, so media never piles up as dirty pages
+                # that a later outbox fsync (the alarm path) would have to wait for.
+                fh.flush()
+                os.fsync(fh.fileno())
             os.replace(tmp, path)
             self._entries[media_id] = _Entry(path, size, time.time())
             self.total_bytes += size

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import queue
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import cv2
 
 from agent.errors import DriverFault
 from agent.vision.config import VisionConfig
@@ -39,6 +42,12 @@ def run_worker(
 ) -> None:
     """Process entry point (must stay importable and picklable for spawn)."""
     logging.basicConfig(level=logging.INFO, format="vision-worker %(levelname)s %(message)s")
+    vision = VisionConfig.model_validate_json(vision_json)
+    if vision.worker_nice:
+        os.nice(vision.worker_nice)
+    # One OpenCV thread: the detector has its own threads, and on a 4-core box decode,
+    # inference and the agent process must not be starved by OpenCV's pool.
+    cv2.setNumThreads(1)
     Worker(vision_json, model, Path(synthetic_path), Path(tmp_dir), requests, results).run()
 
 
