@@ -290,3 +290,30 @@ def test_tag_keys_forms() -> None:
     for bad in ("3808980205", "em4100:12", "w26:300,1", "dec32:99999999999", "foo:1"):
         with pytest.raises(ValueError):
             tag_keys(bad)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 300), st.floats(0, 0.5))))
+def test_keystroke_decoder_never_crashes(keys: list[tuple[int, float]]) -> None:
+    d, t = KeystrokeDecoder(), 0.0
+    for code, dt in keys:
+        t += dt
+        tag = d.key(code, t)
+        if tag is not None:
+            assert code == KEY_ENTER or code == 96  # only a line end yields a tag
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.floats(0, 0.1))))
+def test_wiegand_assembler_yields_only_parity_valid(bits: list[tuple[bool, float]]) -> None:
+    a, t = WiegandAssembler(0.025), 0.0
+    cards = []
+    for value, dt in bits:
+        t += dt
+        if (card := a.bit(int(value), t)) is not None:
+            cards.append(card)
+    if (card := a.flush(t + 1)) is not None:
+        cards.append(card)
+    for card in cards:
+        data = (card.facility << 16) | card.card
+        decode_wiegand(encode_wiegand(data, card.bits))  # re-encodes to a valid frame

@@ -4,6 +4,7 @@ unknown card, missed windows, and a restart in the middle of a tour."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -167,3 +168,10 @@ def test_invalid_plans_name_the_key() -> None:
                                 "schedule": {"times": ["25:00"]}}]})  # fmt: skip
     with pytest.raises(CommandError, match="unknown key"):
         parse_plan({"roster": [], "rotues": []})
+
+
+def test_example_plan_is_valid() -> None:
+    path = Path(__file__).resolve().parents[2] / "examples" / "patrol-plan.json"
+    plan = parse_plan(json.loads(path.read_text()))
+    assert plan.officer_for(parse_tag("em4100:62E3086CED")) is not None
+    assert len(plan.routes[0].schedule.times) == 48
