@@ -119,8 +119,8 @@ class CameraPipeline:
     def _capture_loop(self) -> None:
         rc = self._vision.reconnect
         backoff = rc.backoff_min_s
-        min_interval = 1.0 / max(self.cam.analysis_fps, self._vision.buffer.fps)
-        last_retrieve = 0.0
+        interval = 1.0 / max(self.cam.analysis_fps, self._vision.buffer.fps)
+        next_due = 0.0
         while not self._stop.is_set():
             if not self.source.is_open:
                 try:
@@ -143,14 +143,16 @@ class CameraPipeline:
             mono = time.monotonic()
             self._decode.tick(mono)
             self._last_frame_mono = mono
-            if mono - last_retrieve < min_interval:
+            if mono < next_due:
                 continue
+            # A schedule, not "interval since the last one": 5 fps from an 18 fps camera
+            # is 5 fps on average, not every fourth frame.
+            next_due = max(next_due + interval, mono)
             frame = self.source.retrieve()
             if frame is None:
                 continue
             if self.effect is not None:
                 frame = apply_effect(frame, self.effect)
-            last_retrieve = mono
             if self.online is not True:
                 backoff = rc.backoff_min_s
                 self._set_online(True)
