@@ -109,7 +109,12 @@ class EvaluatorState:
 
 class TourEvaluator:
     """Evaluates taps against a ``PatrolPlan``. ``default_tz`` applies to schedules without
-    their own ``tz``; ``catchup_s`` bounds how far back ``advance`` looks after downtime."""
+    their own ``tz``; ``catchup_s`` bounds how far back ``advance`` looks after downtime.
+
+    ``local`` is the set of checkpoints this box serves (None: all). A site-wide plan goes
+    to every box; each box judges only its own stops (it cannot see the others' taps), so
+    misses, ordering and completeness are about local stops; the centre joins the boxes.
+    """
 
     def __init__(
         self,
@@ -118,11 +123,19 @@ class TourEvaluator:
         *,
         default_tz: str = "UTC",
         catchup_s: float = 48 * 3600,
+        local: frozenset[str] | None = None,
     ) -> None:
         self.plan = plan
         self.state = state
         self.default_tz = default_tz
         self.catchup_s = catchup_s
+        self.local = local
+
+    def is_local(self, checkpoint: str) -> bool:
+        return self.local is None or checkpoint in self.local
+
+    def _local_stops(self, route: Route) -> list[int]:
+        return [i for i, s in enumerate(route.stops) if self.is_local(s.checkpoint)]
 
     # --- windows -------------------------------------------------------------------------
 
@@ -184,13 +197,13 @@ class TourEvaluator:
             "status": status.value,
             "closes": w.closes,
         }
-        complete = all(f"{w.tour_id}#{i}" in self.state.visits for i in range(len(w.route.stops)))
+        complete = all(f"{w.tour_id}#{i}" in self.state.visits for i in self._local_stops(w.route))
         return TapVerdict(status, w, timing, t - w.due, complete)
 
     def _out_of_order(self, w: StopWindow, t: float) -> bool:
         if not w.route.ordered:
             return False
-        for i in range(len(w.route.stops)):
+        for i in self._local_stops(w.route):
             if i == w.index:
                 continue
             visited = f"{w.tour_id}#{i}" in self.state.visits
@@ -206,7 +219,8 @@ class TourEvaluator:
         missed: list[StopWindow] = []
         if now > since:
             for route in self.plan.routes:
-                for i, stop in enumerate(route.stops):
+                for i in self._local_stops(route):
+                    stop = route.stops[i]
                     tail = stop.at_min * 60 + route.tolerances(i)[2] * 60
                     for start in self.tour_starts(route, since - tail, now - tail):
                         w = self.window(route, start, i)

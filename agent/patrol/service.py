@@ -83,6 +83,7 @@ class PatrolService:
             state,
             default_tz=cfg.timezone,
             catchup_s=cfg.catchup_max_h * 3600,
+            local=self._local_checkpoints(),
         )
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -158,6 +159,9 @@ class PatrolService:
     def checkpoint_for(self, reader: str) -> str:
         cfg = self._reader_cfg.get(reader)
         return self.plan.checkpoints.get(reader) or (cfg.checkpoint if cfg else None) or reader
+
+    def _local_checkpoints(self) -> frozenset[str]:
+        return frozenset(self.checkpoint_for(name) for name in self.readers)
 
     def _on_tap(self, reader: str, tag: Tag, t: float, mono: float, simulated: bool) -> None:
         checkpoint = self.checkpoint_for(reader)
@@ -303,6 +307,7 @@ class PatrolService:
                 raise CommandError(f"cannot store the plan: {exc}") from None
             self.plan = plan
             self.evaluator.plan = plan
+            self.evaluator.local = self._local_checkpoints()
             unknown = sorted(set(plan.checkpoints) - set(self.readers))
         summary = plan.summary()
         if unknown:

@@ -175,3 +175,17 @@ def test_example_plan_is_valid() -> None:
     plan = parse_plan(json.loads(path.read_text()))
     assert plan.officer_for(parse_tag("em4100:62E3086CED")) is not None
     assert len(plan.routes[0].schedule.times) == 48
+
+
+def test_each_box_judges_only_its_own_stops(plan: PatrolPlan) -> None:
+    li = officer(plan, "em4100:62E3086CED")
+    # This box is checkpoints B and D of the site-wide round.
+    ev = TourEvaluator(plan, EvaluatorState(since=T0 - 60), local=frozenset({"B", "D"}))
+    # A (another box) is still open, but this box cannot know it was skipped: not out of order.
+    assert ev.tap("B", li, T0 + 10 * MIN).status is TapStatus.ON_TIME
+    d = ev.tap("D", li, T0 + 30 * MIN)
+    assert d.status is TapStatus.ON_TIME and d.tour_complete  # all *local* stops done
+    # Only local stops can be missed; here none was.
+    assert ev.advance(T0 + 120 * MIN) == []
+    ev2 = TourEvaluator(plan, EvaluatorState(since=T0 - 60), local=frozenset({"B", "D"}))
+    assert [w.checkpoint for w in ev2.advance(T0 + 120 * MIN)] == ["B", "D"]

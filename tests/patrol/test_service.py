@@ -77,6 +77,7 @@ def config(**kw: Any) -> PatrolConfig:
     readers = [
         {"type": "sim", "name": "north", "presence_gap_s": 0.05},
         {"type": "sim", "name": "b", "checkpoint": "B", "presence_gap_s": 0.05},
+        *({"type": "sim", "name": c.lower(), "checkpoint": c} for c in "CDE"),
     ]
     return PatrolConfig.model_validate({"readers": readers, "tick_s": 0.05, **kw})
 
