@@ -95,3 +95,24 @@ def test_manifest_schema_errors_are_faults(tmp_path: Path) -> None:
     (tmp_path / "manifest.json").write_text(json.dumps({"models": [{"name": "x"}]}))
     with pytest.raises(DriverFault, match="invalid"):
         verify_model(tmp_path, "x")
+
+
+def test_runtime_seam_falls_back_to_tflite_runtime(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+    import types
+
+    from ai_edge_litert.interpreter import Interpreter as LiteRt
+
+    fallback = types.ModuleType("tflite_runtime.interpreter")
+    fallback.Interpreter = LiteRt  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+    monkeypatch.setitem(sys.modules, "tflite_runtime", types.ModuleType("tflite_runtime"))
+    monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", fallback)
+    assert runtime_name() == "tflite_runtime"
+    assert len(load_interpreter(model_dir / "detect.tflite").get_output_details()) == 4
+    monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", None)
+    with pytest.raises(DriverFault, match="no TFLite runtime"):
+        load_interpreter(model_dir / "detect.tflite")

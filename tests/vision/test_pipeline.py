@@ -151,3 +151,11 @@ def test_rtsp_stall_without_disconnect_is_offline(
         assert p.status()["stall_s"] < 2
     finally:
         relay.close()
+
+
+def test_usb_camera_that_is_not_there_is_offline_with_reason(
+    pipeline_factory: Callable[..., tuple[CameraPipeline, Collector]],
+) -> None:
+    _, out = pipeline_factory({"name": "usb", "kind": "usb", "device": "/dev/video97"})
+    offline = out.wait(lambda m: m["kind"] == "camera" and not m["online"], timeout=10)
+    assert "cannot open /dev/video97" in offline["reason"]
