@@ -300,6 +300,8 @@ class PatrolService:
         if not any(k in args for k in _PLAN_KEYS):
             raise CommandError("a patrol plan needs at least one of: " + ", ".join(_PLAN_KEYS))
         plan = parse_plan(args)
+        if plan == self.plan:  # a retained plan re-delivered on every reconnect
+            return {**plan.summary(), "unchanged": True}
         with self._lock:
             try:
                 self.store.save_plan(plan.model_dump(mode="json"))

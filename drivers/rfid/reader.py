@@ -139,7 +139,8 @@ class _ReconnectingReader(RfidReader):
         while not self._stop.is_set():
             try:
                 self._open()
-            except (OSError, DriverFault, ValueError) as exc:
+            except Exception as exc:  # missing device, no permission, odd tty: never fatal
+                self._safe_close()
                 self._lost(f"open failed: {exc}")
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, self.backoff_max_s)

@@ -48,6 +48,10 @@ class FakeKeyboard:
             self.events.append(KeyEvent(1, KEY_ENTER, 1, t0 + 0.1))
         os.write(self.w, b"x")
 
+    def close(self) -> None:
+        os.close(self.r)
+        os.close(self.w)
+
     def unplug(self) -> None:
         self.gone = True
         os.write(self.w, b"x")
@@ -94,6 +98,8 @@ def evdev(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeEvdev]:
     fake = FakeEvdev()
     monkeypatch.setitem(sys.modules, "evdev", fake)
     yield fake
+    for kbd in fake.devices.values():
+        kbd.close()
 
 
 class Sink:

@@ -230,6 +230,8 @@ def test_build_registers_command_and_simulator(tmp_path: Path, sink: MemorySink)
             "ok": True,
             "result": {"version": None, "officers": 2, "checkpoints": 0, "routes": 0},
         }
+        again = ctx.commands.dispatch("patrol-config", {"roster": PLAN["roster"]})
+        assert again["result"]["unchanged"] is True
         reply = ctx.simulators.dispatch("tap", {"argv": ["gate", LI]})
         assert reply["ok"] and reply["result"]["result"]["status"] == "unscheduled"
         assert not ctx.simulators.dispatch("tap", {"argv": ["nope", LI]})["ok"]
