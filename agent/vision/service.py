@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 Message = dict[str, Any]
 ALARM_TYPES = ("alarm.panic", "alarm.duress")
 SNAPSHOT_TIMEOUT_S = 5.0
-CLIP_TIMEOUT_S = 20.0
+CLIP_TIMEOUT_S = 10.0
 # Bounded, so a stalled agent process makes the worker drop results rather than grow.
 RESULTS_QUEUE_SIZE = 256
 
