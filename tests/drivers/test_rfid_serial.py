@@ -103,7 +103,7 @@ def _connected(reader: SerialAsciiReader, timeout: float = 5.0) -> None:
 
 def test_held_card_is_one_tap_per_presence(tty: FakeTty) -> None:
     sink = RecordingSink()
-    reader = _rdm_reader(sink, tty, presence_gap_s=0.3)
+    reader = _rdm_reader(sink, tty, presence_gap_s=0.5)
     reader.start()
     _connected(reader)
     try:
@@ -116,7 +116,7 @@ def test_held_card_is_one_tap_per_presence(tty: FakeTty) -> None:
         assert sink.wait(lambda: len(sink.taps) == 1)
         time.sleep(0.2)
         assert sink.taps == [("gate", CARD)]
-        time.sleep(0.4)  # card away longer than the gap
+        time.sleep(0.7)  # card away longer than the gap
         tty.write(b"\x00\xff" + RDM_EXAMPLE)
         assert sink.wait(lambda: len(sink.taps) == 2)
         assert reader.status()["frames"] == 6
@@ -255,7 +255,7 @@ def test_pn532_setup_retry_poll_and_presence(tty: FakeTty) -> None:
         sink,
         str(tty.link),
         poll_s=0.05,
-        session=Pn532Session(timeout_s=0.3),
+        session=Pn532Session(timeout_s=0.5),
         presence_gap_s=0.4,
         backoff_min_s=0.05,
     )
@@ -264,7 +264,8 @@ def test_pn532_setup_retry_poll_and_presence(tty: FakeTty) -> None:
         deadline = time.monotonic() + 5
         while 0x4A not in chip.commands and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert chip.commands[:4] == [0x14, 0x32, 0x02, 0x02]  # firmware asked twice
+        assert chip.commands[0] == 0x14  # SAMConfiguration first
+        assert chip.commands.count(0x02) >= 2  # the dropped firmware request was retried
         assert reader.status()["firmware"] == "32010607"
         chip.card = bytes.fromhex("04A1B2C3D4E5F6")
         assert sink.wait(lambda: len(sink.taps) == 1)
