@@ -171,15 +171,18 @@ class CameraPipeline:
         interval = 1.0 / self.cam.analysis_fps
         next_due = time.monotonic()
         while not self._stop.is_set():
+            latest = None
             with self._cond:
                 if self._latest_seq == seen:
                     self._cond.wait(timeout=1.0)
-                if self._latest_seq == seen or self._latest is None:
-                    self._expire_tracks(time.time())
-                    self._check_stall()
-                    continue
-                seen = self._latest_seq
-                ts, frame = self._latest
+                if self._latest_seq != seen and self._latest is not None:
+                    seen = self._latest_seq
+                    latest = self._latest
+            if latest is None:  # nothing new: still time to end tracks and notice a stall
+                self._expire_tracks(time.time())
+                self._check_stall()
+                continue
+            ts, frame = latest
             now = time.monotonic()
             if now < next_due:
                 continue
