@@ -28,7 +28,7 @@ class _Reader(Section):
 
 class _SerialReader(_Reader):
     port: str = Field("/dev/serial0", description="Prefer /dev/serial/by-id/… for USB adapters.")
-    backoff_max_s: float = Field(30.0, gt=0, le=600)
+    backoff_max_s: float = Field(10.0, gt=0, le=600)
 
 
 class Rdm6300Config(_SerialReader):
@@ -75,7 +75,7 @@ class HidReaderConfig(_Reader):
     type: Literal["hid"]
     path: str = Field(description="/dev/input/by-id/usb-…-event-kbd")
     format: Literal["auto", "dec32", "dec24", "hex"] = "auto"
-    backoff_max_s: float = Field(30.0, gt=0, le=600)
+    backoff_max_s: float = Field(10.0, gt=0, le=600)
 
 
 class SimReaderConfig(_Reader):

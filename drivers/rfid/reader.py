@@ -36,6 +36,9 @@ from drivers.rfid.wiegand import WiegandCard, WiegandReader
 
 log = logging.getLogger(__name__)
 
+# A connection that lasted this long resets the reconnect backoff.
+STABLE_S = 30.0
+
 
 class TapSink(Protocol):
     """Where readers report. Called on the reader's own thread: must hand off quickly."""
@@ -107,7 +110,7 @@ class _ReconnectingReader(RfidReader):
         *,
         presence_gap_s: float = 0.5,
         backoff_min_s: float = 0.5,
-        backoff_max_s: float = 30.0,
+        backoff_max_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(name, sink, presence_gap_s=presence_gap_s, clock=clock)
@@ -147,10 +150,10 @@ class _ReconnectingReader(RfidReader):
                 continue
             self.opens += 1
             self.connected = True
+            opened_at = time.monotonic()
             if self.faulted:
                 self.faulted = False
                 self._report(active=False, detail="reader is back")
-            backoff = self.backoff_min_s
             try:
                 while not self._stop.is_set():
                     tags = self._read()
@@ -164,7 +167,12 @@ class _ReconnectingReader(RfidReader):
             finally:
                 self.connected = False
                 self._safe_close()
+            # A reader that opens and fails again at once (flaky cable, a PN532 that
+            # answers setup but not polls) keeps backing off instead of flapping each second.
+            if time.monotonic() - opened_at > STABLE_S:
+                backoff = self.backoff_min_s
             self._stop.wait(backoff)
+            backoff = min(backoff * 2, self.backoff_max_s)
 
     def _lost(self, detail: str) -> None:
         self.last_error = detail
