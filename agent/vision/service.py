@@ -242,8 +242,9 @@ class VisionService:
                 pending.reply = msg
                 pending.done.set()
         elif kind == "fault":
-            self.detector_fault = str(msg.get("reason"))
-            self._fault(self.detector_fault)
+            if msg.get("part") == "detector":
+                self.detector_fault = str(msg.get("reason"))
+            self._fault(str(msg.get("reason")))
         elif kind == "ready":
             log.info("vision worker ready (detector: %s)", msg.get("detector"))
         elif kind == "camera":

@@ -76,13 +76,14 @@ class Worker:
                 )
                 self.detector = Detector(verified, self.vision.detector)
             except DriverFault as exc:
-                self.send({"kind": "fault", "reason": str(exc)})
+                reason = f"object detection disabled: {exc}"
+                self.send({"kind": "fault", "part": "detector", "reason": reason})
         synthetic: Path | None = None
         if any(c.kind == "file" and c.path is None for c in self.vision.cameras):
             try:
                 synthetic = make_synthetic_video(synthetic_path)
             except DriverFault as exc:
-                self.send({"kind": "fault", "reason": str(exc)})
+                self.send({"kind": "fault", "part": "synthetic-video", "reason": str(exc)})
         self.pipelines = {
             cam.name: CameraPipeline(
                 cam,

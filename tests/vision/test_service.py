@@ -19,7 +19,7 @@ from agent.runtime import AgentContext
 from agent.vision import build
 from agent.vision.service import VisionService
 
-from .conftest import RecordingSink
+from .conftest import RecordingSink, write_manifest
 
 
 def make_service(
@@ -127,25 +127,32 @@ def test_worker_crash_is_reported_and_restarted(
     assert svc.status()["worker"]["pid"] != pid and svc.restarts == 1
 
 
-@pytest.mark.parametrize("damage", ["missing", "corrupt"])
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [("missing", "missing"), ("corrupt", "corrupt"), ("unloadable", "could not be loaded")],
+)
 def test_bad_model_disables_detection_only(
-    tmp_path: Path, sink: RecordingSink, model_dir: Path, damage: str
+    tmp_path: Path, sink: RecordingSink, model_dir: Path, damage: str, said: str
 ) -> None:
+    model = model_dir / "detect.tflite"
     if damage == "missing":
-        (model_dir / "detect.tflite").unlink()
-    else:
-        with (model_dir / "detect.tflite").open("r+b") as fh:
+        model.unlink()
+    elif damage == "corrupt":  # bytes changed after the manifest was written
+        with model.open("r+b") as fh:
             fh.seek(1000)
             fh.write(b"\x00" * 64)
+    else:  # hash matches, but it is not a model the runtime can load
+        model.write_bytes(b"not a flatbuffer" * 64)
+        write_manifest(model_dir)
     svc, ctx = make_service(tmp_path, sink, model_dir, [{"name": "yard"}])
     svc.start()
     try:
         fault = sink.wait_for("device.fault")[0]
-        assert damage in fault.data["reason"] and "detection disabled" in fault.data["reason"]
+        assert said in fault.data["reason"] and "detection disabled" in fault.data["reason"]
         sink.wait_for("camera.online")
         assert ctx.commands.dispatch("snapshot", {})["ok"]  # the camera itself keeps working
         st = svc.status()
-        assert not st["detector"]["enabled"] and damage in st["detector"]["fault"]
+        assert not st["detector"]["enabled"] and said in st["detector"]["fault"]
     finally:
         svc.stop()
 
