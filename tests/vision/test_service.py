@@ -17,7 +17,7 @@ from agent.config import Settings
 from agent.events import Event, Priority, utc_now_rfc3339, uuid7
 from agent.runtime import AgentContext
 from agent.vision import build
-from agent.vision.service import VisionService
+from agent.vision.service import VisionService, rfc3339
 
 from .conftest import RecordingSink, write_manifest
 
@@ -93,6 +93,12 @@ def test_objects_snapshots_commands_and_alarm_pictures(
         ]
     )
     assert mp4[4:8] == b"ftyp"
+    now = time.time()
+    by_time = ctx.commands.dispatch(
+        "clip", {"camera": "gate", "start": rfc3339(now - 3), "end": rfc3339(now)}
+    )
+    assert by_time["ok"], by_time
+    assert by_time["result"]["start"] >= rfc3339(now - 3.6)  # the window's 2 fps granularity
     too_old = ctx.commands.dispatch(
         "clip", {"camera": "gate", "start": "2020-01-01T00:00:00Z", "end": "2020-01-01T00:00:05Z"}
     )
