@@ -317,3 +317,14 @@ def test_wiegand_assembler_yields_only_parity_valid(bits: list[tuple[bool, float
     for card in cards:
         data = (card.facility << 16) | card.card
         decode_wiegand(encode_wiegand(data, card.bits))  # re-encodes to a valid frame
+
+
+def test_pn532_extended_frame() -> None:
+    data = bytes([0xD5, 0x41]) + bytes(range(256)) + b"\x00" * 4  # 262 bytes > 255
+    n = len(data)
+    lenm, lenl = n >> 8, n & 0xFF
+    frame = bytes([0, 0, 0xFF, 0xFF, 0xFF, lenm, lenl, (-(lenm + lenl)) & 0xFF])
+    frame += data + bytes([(-sum(data)) & 0xFF, 0])
+    p = Pn532FrameParser()
+    assert p.feed(frame[:100]) == []
+    assert p.feed(frame[100:]) == [Response(data)]
