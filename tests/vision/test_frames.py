@@ -140,3 +140,24 @@ def test_recording_window_is_bounded_and_makes_clips() -> None:
     assert len(picked) == 3 and picked[-1].ts == span[1]
     clip = frames_to_clip(window.between(*span), 2.0)
     assert clip[4:8] == b"ftyp"
+
+
+@pytest.mark.parametrize(
+    "video", ["street_640x352.mp4", "tollbooth_720p.mp4", "highway_320x240.avi"]
+)
+def test_no_false_tamper_over_whole_real_videos(video: str) -> None:
+    cap = cv2.VideoCapture(str(shared_video(video)))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    t = TamperDetector(TamperConfig(hold_s=2))  # stricter than the default 5 s
+    i = 0
+    checked = 0
+    while cap.grab():
+        ts = i / fps
+        i += 1
+        if t.due(ts):
+            ok, frame = cap.retrieve()
+            assert ok
+            assert t.check(frame, ts) is None, t.last_metrics
+            checked += 1
+    cap.release()
+    assert checked >= 15 and t.reference is not None
