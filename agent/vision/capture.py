@@ -34,6 +34,7 @@ class CameraSource:
         self.native_fps = 0.0
         self._next_due = 0.0  # file pacing: when the next frame may be handed out
         self.frame_size: tuple[int, int] | None = None
+        self.ended = False  # a non-looping file has been played to its end
 
     @property
     def is_file(self) -> bool:
@@ -99,7 +100,10 @@ class CameraSource:
             self._next_due = max(self._next_due + 1.0 / self.native_fps, time.monotonic() - 1.0)
         if self._cap.grab():
             return True
-        if self.is_file and self.cfg.loop:
+        if self.is_file:
+            if not self.cfg.loop:
+                self.ended = True
+                return False
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
             return bool(self._cap.grab())
         return False

@@ -17,10 +17,10 @@ import numpy as np
 
 from agent.errors import DriverFault
 from agent.vision.config import DetectorConfig
-from agent.vision.geometry import Box, nms
+from agent.vision.geometry import Box, inside_share, nms
 from agent.vision.models import VerifiedModel
 from agent.vision.runtime import Interpreter, load_interpreter
-from agent.vision.tracker import Detection
+from agent.vision.tracker import Detection, kind_of
 
 # (class index, score, x1, y1, x2, y2) with coordinates normalised to the model input
 RawDetection = tuple[int, float, float, float, float, float]
@@ -217,12 +217,24 @@ class Detector:
         }
 
 
-def merge_detections(dets: list[Detection], iou_threshold: float) -> list[Detection]:
-    """Class-wise NMS across overlapping regions, so one object found twice counts once."""
+def merge_detections(
+    dets: list[Detection], iou_threshold: float, contained: float = 0.8
+) -> list[Detection]:
+    """NMS per kind across overlapping regions, so one object found twice counts once.
+
+    A box lying mostly (``contained`` of its area) inside a better box of the same label is
+    dropped too: a region's edge often cuts an object, and the partial box barely overlaps
+    the whole one by IoU.
+    """
     out: list[Detection] = []
-    for label in {d.label for d in dets}:
-        group = [d for d in dets if d.label == label]
+    for kind in {kind_of(d.label) for d in dets}:
+        group = [d for d in dets if kind_of(d.label) == kind]
         boxes = np.array([d.box for d in group], dtype=np.float32)
         scores = np.array([d.score for d in group], dtype=np.float32)
-        out.extend(group[i] for i in nms(boxes, scores, iou_threshold))
+        kept: list[Detection] = []
+        for i in nms(boxes, scores, iou_threshold):
+            d = group[i]
+            if not any(inside_share(d.box, k.box) >= contained for k in kept):
+                kept.append(d)
+        out.extend(kept)
     return out

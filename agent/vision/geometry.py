@@ -23,6 +23,14 @@ def iou(a: Sequence[float], b: Sequence[float]) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
+def inside_share(inner: Sequence[float], outer: Sequence[float]) -> float:
+    """Share of ``inner``'s area that lies inside ``outer``."""
+    w = max(0.0, min(inner[2], outer[2]) - max(inner[0], outer[0]))
+    h = max(0.0, min(inner[3], outer[3]) - max(inner[1], outer[1]))
+    area = max(1.0, (inner[2] - inner[0]) * (inner[3] - inner[1]))
+    return float(w * h / area)
+
+
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> list[int]:
     """Greedy non-maximum suppression; returns kept indices, best score first.
 

@@ -132,6 +132,11 @@ class CameraPipeline:
                     backoff = min(backoff * 2, rc.backoff_max_s)
                     continue
             if not self.source.grab():
+                if self.source.ended:  # a file played once: nothing to reconnect to
+                    self.source.close()
+                    self._set_online(False, f"video file {self.source.describe()} ended")
+                    self._stop.wait()
+                    continue
                 self.source.close()
                 self.reconnects += 1
                 self.last_error = f"stream from {self.source.describe()} dropped"

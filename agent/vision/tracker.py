@@ -11,7 +11,20 @@ import itertools
 from dataclasses import dataclass, field
 
 from agent.vision.config import TrackerConfig
-from agent.vision.geometry import Box, iou
+from agent.vision.geometry import Box, inside_share, iou
+
+# Labels a small detector confuses for one another on the same object (a van is a car in one
+# frame and a truck in the next); they are tracked as one kind, and the track is named by the
+# label with the most score over its life.
+_KIND = {"car": "vehicle", "truck": "vehicle", "bus": "vehicle"}
+
+
+# Share of one box inside another above which both are taken to be the same object.
+_SAME_OBJECT = 0.6
+
+
+def kind_of(label: str) -> str:
+    return _KIND.get(label, label)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +45,15 @@ class Track:
     last_seen: float
     hits: int = 1
     reported: bool = False
-    snapshot_ref: dict[str, object] | None = field(default=None)
+    votes: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return kind_of(self.label)
+
+    def vote(self, label: str, score: float) -> None:
+        self.votes[label] = self.votes.get(label, 0.0) + score
+        self.label = max(self.votes, key=lambda k: self.votes[k])
 
     @property
     def duration_s(self) -> float:
@@ -40,7 +61,7 @@ class Track:
 
 
 class IouTracker:
-    """Greedy same-label IoU matching of detections to live tracks."""
+    """Greedy IoU matching of detections to live tracks of the same kind."""
 
     def __init__(self, cfg: TrackerConfig) -> None:
         self._cfg = cfg
@@ -55,7 +76,7 @@ class IouTracker:
                 (iou(t.box, d.box), tid, di)
                 for tid, t in self.tracks.items()
                 for di, d in enumerate(detections)
-                if t.label == d.label
+                if t.kind == kind_of(d.label)
             ),
             reverse=True,
         )
@@ -78,7 +99,7 @@ class IouTracker:
                 for tid, t in self.tracks.items()
                 if tid not in used_tracks
                 for di, d in enumerate(detections)
-                if di not in used_dets and t.label == d.label
+                if di not in used_dets and t.kind == kind_of(d.label)
             ),
         )
         for dist, tid, di in near:
@@ -94,16 +115,30 @@ class IouTracker:
             t.box, t.score, t.last_seen = d.box, d.score, now
             t.top_score = max(t.top_score, d.score)
             t.hits += 1
+            t.vote(d.label, d.score)
         for di, d in enumerate(detections):
-            if di not in used_dets:
-                tid = next(self._ids)
-                self.tracks[tid] = Track(tid, d.label, d.box, d.score, d.score, now, now)
+            if di in used_dets or self._part_of_a_track(d):
+                continue
+            tid = next(self._ids)
+            track = Track(tid, d.label, d.box, d.score, d.score, now, now)
+            track.vote(d.label, d.score)
+            self.tracks[tid] = track
         confirmed: list[Track] = []
         for t in self.tracks.values():
             if not t.reported and t.hits >= self._cfg.min_hits:
                 t.reported = True
                 confirmed.append(t)
         return confirmed, self.expire(now)
+
+    def _part_of_a_track(self, d: Detection) -> bool:
+        """A second box on an object already tracked (a region's edge cut it, or the detector
+        boxed half of it): mostly inside a live track's box, or holding most of it."""
+        k = kind_of(d.label)
+        return any(
+            t.kind == k
+            and max(inside_share(d.box, t.box), inside_share(t.box, d.box)) >= _SAME_OBJECT
+            for t in self.tracks.values()
+        )
 
     def expire(self, now: float) -> list[Track]:
         """Drop tracks unseen for ``timeout_s``; returns those that had been reported."""

@@ -159,3 +159,12 @@ def test_usb_camera_that_is_not_there_is_offline_with_reason(
     _, out = pipeline_factory({"name": "usb", "kind": "usb", "device": "/dev/video97"})
     offline = out.wait(lambda m: m["kind"] == "camera" and not m["online"], timeout=10)
     assert "cannot open /dev/video97" in offline["reason"]
+
+
+def test_file_without_loop_plays_once_then_is_offline(
+    pipeline_factory: Callable[..., tuple[CameraPipeline, Collector]], static_video: Path
+) -> None:
+    _, out = pipeline_factory({"name": "once", "path": str(static_video), "loop": False})
+    out.wait(lambda m: m["kind"] == "camera" and m["online"])
+    ended = out.wait(lambda m: m["kind"] == "camera" and not m["online"], timeout=6)
+    assert "ended" in ended["reason"]

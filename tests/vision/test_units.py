@@ -153,3 +153,19 @@ def test_config_file_errors_name_the_camera_key(tmp_path: Path) -> None:
         load_settings(toml)
     text = str(err.value)
     assert "vision.cameras[1].analysis_fps" in text
+
+
+def test_label_flips_and_partial_boxes_stay_one_track() -> None:
+    tracker = IouTracker(TrackerConfig(min_hits=2))
+    new_all = []
+    for i, (label, score) in enumerate([("car", 0.6), ("truck", 0.55), ("car", 0.7), ("bus", 0.5)]):
+        dets = [Detection(label, score, (400, 300, 700, 500))]
+        if i == 2:  # a region's edge also cut the same van in half
+            dets.append(Detection("car", 0.52, (400, 300, 550, 500)))
+        new, _ = tracker.update(dets, i * 0.2)
+        new_all += new
+    assert len(new_all) == 1 and len(tracker.tracks) == 1
+    assert next(iter(tracker.tracks.values())).label == "car"  # most score over its life
+    # a person is a different kind of object, even on top of the van
+    tracker.update([Detection("person", 0.6, (450, 320, 500, 450))], 1.0)
+    assert len(tracker.tracks) == 2
