@@ -97,15 +97,31 @@ def load_folder(folder: Path) -> tuple[str, list[Sample]]:
     return "crops", [Sample(p, p.stem.split("_")[0]) for p in imgs]
 
 
-def readers(args: argparse.Namespace) -> dict[str, PlateReader]:
+def countries_for(folder: Path, option: str) -> list[str]:
+    """``auto``: the country in the folder name (``…-cn-…`` / ``…-us-…``), else both."""
+    if option != "auto":
+        return option.split(",")
+    parts = folder.name.split("-")
+    found = [c for c in ("cn", "us") if c in parts]
+    return found or ["cn", "us"]
+
+
+def readers(args: argparse.Namespace, countries: list[str]) -> dict[str, PlateReader]:
     out: dict[str, PlateReader] = {}
     for name in args.models.split(","):
-        cfg = PlatesConfig(model_dir=Path(args.model_dir), ocr=OutpostOcrConfig(model=name))
+        cfg = PlatesConfig(
+            model_dir=Path(args.model_dir),
+            ocr=OutpostOcrConfig(model=name),
+            countries=countries,  # type: ignore[arg-type]
+        )
         out[name] = PlateReader.from_config(cfg)
     fpo = Path(args.fast_plate_ocr)
     if fpo.is_file():
         try:
-            cfg = PlatesConfig(ocr=FastPlateOcrConfig(type="fast-plate-ocr", path=fpo))
+            cfg = PlatesConfig(
+                ocr=FastPlateOcrConfig(type="fast-plate-ocr", path=fpo),
+                countries=countries,  # type: ignore[arg-type]
+            )
             out["fast-plate-ocr"] = PlateReader.from_config(cfg)
         except Exception as exc:  # an optional baseline must not stop the run
             print(f"fast-plate-ocr baseline skipped: {exc}")
@@ -120,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--fast-plate-ocr", default="../shared/models/fast_plate_ocr_cct_xs_v1_global.onnx"
     )
+    p.add_argument(
+        "--countries", default="auto", help="format rules: auto (from the folder name) or cn,us"
+    )
     p.add_argument("--limit", type=int, default=0, help="first N samples of each folder")
     p.add_argument("--errors", action="store_true", help="print misreads")
     args = p.parse_args(argv)
@@ -129,12 +148,14 @@ def main(argv: list[str] | None = None) -> int:
         if not any(d.is_dir() for d in root.iterdir())
         else sorted(d for d in root.iterdir() if d.is_dir())
     )
-    models = readers(args)
     print(
         f"{'set':<28}{'model':<26}{'n':>5}{'exact%':>8}{'fold%':>8}{'char%':>8}{'loc%':>7}{'ms':>8}"
     )
     for folder in folders:
         kind, samples = load_folder(folder)
+        countries = countries_for(folder, args.countries)
+        models = readers(args, countries)
+        print(f"# {folder.name}: {kind}, countries {','.join(countries)}")
         if args.limit:
             samples = samples[: args.limit]
         images = [(s, imread(s.path)) for s in samples]

@@ -47,7 +47,11 @@ DECOR_FONTS = [
     "freefont/FreeSerifBoldItalic.ttf",
     "freefont/FreeSansBoldOblique.ttf",
 ]
-CJK_FONTS = ["wqy/wqy-zenhei.ttc"]
+CJK_FONTS = [
+    "wqy/wqy-zenhei.ttc",
+    "noto/NotoSansCJK-Bold.ttc#2",  # index 2: the Simplified Chinese face
+    "noto/NotoSansCJK-Regular.ttc#2",
+]
 
 CN_KINDS = ("blue", "yellow", "yellow2", "green", "green-large", "police", "black")
 US_STATES = (
@@ -89,6 +93,7 @@ SLOGANS = (
 
 
 def find_font(rel: str) -> Path:
+    rel = rel.split("#")[0]
     for d in FONT_DIRS:
         p = d / rel
         if p.exists():
@@ -100,12 +105,18 @@ def find_font(rel: str) -> Path:
 
 @lru_cache(maxsize=256)
 def _font(rel: str, size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(str(find_font(rel)), size)
+    index = int(rel.split("#")[1]) if "#" in rel else 0
+    return ImageFont.truetype(str(find_font(rel)), size, index=index)
 
 
 @lru_cache(maxsize=4096)
 def _glyph(ch: str, rel: str) -> np.ndarray:
     """Tight 8-bit mask of one character rendered large."""
+    if rel == "bar":  # plate fonts draw 1 as a plain bar with a small flag
+        g = np.zeros((96, 40), np.uint8)
+        g[:, 14:30] = 255
+        cv2.fillPoly(g, [np.array([[14, 0], [0, 14], [0, 22], [14, 14]], np.int32)], 255)
+        return g
     font = _font(rel, 96)
     img = Image.new("L", (160, 160), 0)
     ImageDraw.Draw(img).text((20, 10), ch, font=font, fill=255)
@@ -117,16 +128,28 @@ def _glyph(ch: str, rel: str) -> np.ndarray:
 
 
 def draw_glyph(
-    canvas: np.ndarray, ch: str, box: tuple[int, int, int, int], rel: str, color: tuple[int, ...]
+    canvas: np.ndarray,
+    ch: str,
+    box: tuple[int, int, int, int],
+    rel: str,
+    color: tuple[int, ...],
+    weight: int = 0,
 ) -> None:
-    """Stretch ``ch`` into ``box`` (x, y, w, h) on a BGR canvas; narrow glyphs keep their width."""
+    """Stretch ``ch`` into ``box`` (x, y, w, h) on a BGR canvas; narrow glyphs keep their width.
+
+    ``weight`` thickens (> 0) or thins (< 0) the strokes, standing in for plate fonts.
+    """
     x, y, w, h = box
     g = _glyph(ch, rel)
     gh, gw = g.shape
     tw = w if gw / gh > 0.45 * w / max(h, 1) else max(int(gw * h / gh), 2)
     tw = min(tw, w)
     x += (w - tw) // 2
-    m = cv2.resize(g, (max(tw, 1), max(h, 1)), interpolation=cv2.INTER_AREA).astype(np.float32)
+    m = cv2.resize(g, (max(tw, 1), max(h, 1)), interpolation=cv2.INTER_AREA)
+    if weight:
+        k = np.ones((abs(weight) + 1, abs(weight) + 1), np.uint8)
+        m = cv2.dilate(m, k) if weight > 0 else cv2.erode(m, k)
+    m = m.astype(np.float32)
     m /= 255.0
     H, W = canvas.shape[:2]
     x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + tw, W), min(y + h, H)
@@ -154,7 +177,7 @@ def random_cn_text(rng: random.Random, kind: str) -> str:
     prov = rng.choice(CN_PROVINCES)
     # CCPD-like skew (many 皖) is not wanted: keep provinces uniform, authority letters uniform.
     letter = rng.choice(CN_LETTERS)
-    alnum = CN_LETTERS + DIGITS * 2
+    alnum = CN_LETTERS + DIGITS * 5  # real serials are mostly digits
     if kind == "green":
         return prov + letter + rng.choice("DF") + rng.choice(alnum) + _digits(rng, 4)
     if kind == "green-large":
@@ -177,7 +200,15 @@ def render_cn(rng: random.Random, kind: str, text: str | None = None) -> Plate:
     """Render one Chinese plate at about 1 px per mm (440×140 single row, 440×220 two rows)."""
     text = text or random_cn_text(rng, kind)
     latin = rng.choice(LATIN_FONTS[:3] + LATIN_FONTS[5:7])
-    cjk = CJK_FONTS[0]
+    cjk = rng.choice(CJK_FONTS)
+    weight = rng.choice([-1, 0, 0, 1, 2])
+    bar_one = rng.random() < 0.6
+
+    def font_for(ch: str) -> str:
+        if ord(ch) > 127:
+            return cjk
+        return "bar" if ch == "1" and bar_one else latin
+
     fg_dark = (rng.randint(0, 40),) * 3
     fg_white = (rng.randint(215, 255),) * 3
     jit = lambda c: tuple(int(np.clip(v + rng.randint(-25, 25), 0, 255)) for v in c)  # noqa: E731
@@ -212,11 +243,11 @@ def render_cn(rng: random.Random, kind: str, text: str | None = None) -> Plate:
         top_w = 80
         for i, ch in enumerate(chars[:2]):
             x = 110 + i * (top_w + 60)
-            draw_glyph(img, ch, (x, 15, top_w, 60), cjk if ord(ch) > 127 else latin, fg)
+            draw_glyph(img, ch, (x, 15, top_w, 60), font_for(ch), fg, weight)
         for i, ch in enumerate(chars[2:]):
             x = 27 + i * (65 + 15)
             col = (30, 30, 220) if ch == "警" else fg
-            draw_glyph(img, ch, (x, 95, 65, 110), cjk if ord(ch) > 127 else latin, col)
+            draw_glyph(img, ch, (x, 95, 65, 110), font_for(ch), col, weight)
         return Plate(img, text, kind, True)
     n = len(chars)
     cw = 43 if n == 8 else 45
@@ -225,9 +256,9 @@ def render_cn(rng: random.Random, kind: str, text: str | None = None) -> Plate:
     total = n * cw + (n - 2) * gap + dot_gap
     x = (W - total) // 2 + rng.randint(-4, 4)
     for i, ch in enumerate(chars):
-        font = cjk if ord(ch) > 127 else latin
+        font = font_for(ch)
         col = (30, 30, 220) if ch == "警" or (kind == "police" and i == n - 1) else fg
-        draw_glyph(img, ch, (x, 25, cw, 90), font, col)
+        draw_glyph(img, ch, (x, 25, cw, 90), font, col, weight)
         if i == 1:
             cv2.circle(img, (x + cw + dot_gap // 2, 70), 5, fg, -1)
             x += cw + dot_gap
@@ -365,6 +396,8 @@ def render_us(rng: random.Random, text: str | None = None) -> Plate:
     img = cv2.cvtColor(np.asarray(pil), cv2.COLOR_RGB2BGR).copy()
     # Main characters: condensed, tall.
     font = rng.choice(LATIN_FONTS)
+    weight = rng.choice([-1, 0, 0, 1, 2])
+    bar_one = rng.random() < 0.4
     groups = shown.replace("-", " ").split(" ")
     label = "".join(groups)
     n = len(label)
@@ -382,7 +415,8 @@ def render_us(rng: random.Random, text: str | None = None) -> Plate:
     sep_kind = rng.choice(["space", "dash", "dot", "logo"])
     for gi, g in enumerate(groups):
         for ch in g:
-            draw_glyph(img, ch, (x, y, ch_w, ch_h), font, fg)
+            rel = "bar" if ch == "1" and bar_one else font
+            draw_glyph(img, ch, (x, y, ch_w, ch_h), rel, fg, weight)
             x += ch_w + gap
         if gi < len(groups) - 1:
             cx, cy = x + sep_w // 2 - gap // 2, y + ch_h // 2

@@ -57,7 +57,8 @@ def find_plates(
         gx = cv2.GaussianBlur(gx, (5, 5), 0)
         gx = cv2.morphologyEx(gx, cv2.MORPH_CLOSE, close_kernel)
         _, binary = cv2.threshold(gx, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-        binary = cv2.dilate(cv2.erode(binary, None, iterations=2), None, iterations=2)
+        square = np.ones((3, 3), np.uint8)
+        binary = cv2.dilate(cv2.erode(binary, square, iterations=2), square, iterations=2)
         contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         for c in contours:
             x, y, w, h = cv2.boundingRect(c)

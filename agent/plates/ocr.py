@@ -99,6 +99,8 @@ class PlateOcr(Protocol):
 
     def read(self, crop: npt.NDArray[Any]) -> OcrResult: ...
 
+    def restrict(self, chars: str, lead: str = "") -> None: ...
+
 
 def load_manifest(model_dir: Path) -> dict[str, dict[str, Any]]:
     """Models listed in ``model_dir/manifest.json``, by name."""
@@ -123,6 +125,8 @@ class CtcTfliteOcr:
         self._in_dtype = inp["dtype"]
         self._in_quant = inp.get("quantization", (0.0, 0))
         self._out_index = self._interp.get_output_details()[0]["index"]
+        self._mask: Probs | None = None
+        self._lead: npt.NDArray[np.int64] = np.zeros(0, np.int64)
 
     def read(self, crop: npt.NDArray[Any], two_row: bool | None = None) -> OcrResult:
         """Read a crop; with ``two_row`` None, narrow crops are also tried unfolded."""
@@ -130,7 +134,8 @@ class CtcTfliteOcr:
         if two_row is None and w / max(h, 1) < TWO_ROW_MAX_ASPECT:
             one = self._run(ocr_input(crop, False))
             two = self._run(ocr_input(crop, True))
-            return two if two.confidence > one.confidence else one
+            chinese_two = bool(two.text) and not two.text[0].isascii()
+            return two if chinese_two and two.confidence > one.confidence else one
         return self._run(ocr_input(crop, bool(two_row)))
 
     def probs(self, x: npt.NDArray[Any]) -> Probs:
@@ -148,8 +153,46 @@ class CtcTfliteOcr:
         out: Probs = np.asarray(self._interp.get_tensor(self._out_index))[0].astype(np.float32)
         return out
 
+    def restrict(self, chars: str, lead: str = "") -> None:
+        """Only decode ``chars`` (the configured countries' characters).
+
+        ``lead``: characters every plate starts with (Chinese provinces when only Chinese
+        plates are expected); when the first one is missed, the most probable ``lead``
+        character before the first decoded one is put back.
+        """
+        keep = np.zeros(len(self.alphabet) + 1, np.float32)
+        keep[0] = 1.0
+        for i, c in enumerate(self.alphabet):
+            if c in chars:
+                keep[i + 1] = 1.0
+        self._mask = keep
+        self._lead = np.array([i + 1 for i, c in enumerate(self.alphabet) if c in lead], np.int64)
+
     def _run(self, x: npt.NDArray[Any]) -> OcrResult:
-        return ctc_decode(self.probs(x), self.alphabet)
+        probs = self.probs(x)
+        if self._mask is not None:
+            probs = probs * self._mask
+        result = ctc_decode(probs, self.alphabet)
+        lead = getattr(self, "_lead", None)
+        if (
+            lead is not None
+            and len(lead)
+            and result.text
+            and self.alphabet.find(result.text[0]) + 1 not in set(lead.tolist())
+        ):
+            first = int(np.argmax(probs.argmax(-1) != 0))
+            if first > 0:
+                window = probs[:first][:, lead]
+                t, k = np.unravel_index(int(window.argmax()), window.shape)
+                ch = self.alphabet[int(lead[k]) - 1]
+                p = float(window[t, k])
+                result = OcrResult(
+                    ch + result.text,
+                    result.confidence,
+                    [p, *result.char_confidences],
+                    [{ch: p}, *result.alternatives],
+                )
+        return result
 
 
 class FastPlateOcr:
@@ -183,6 +226,9 @@ class FastPlateOcr:
             str(model_path), sess_options=opts, providers=["CPUExecutionProvider"]
         )
         self._input = self._sess.get_inputs()[0].name
+
+    def restrict(self, chars: str, lead: str = "") -> None:
+        """Fixed-slot Latin models have nothing to restrict (their alphabet is A-Z0-9)."""
 
     def read(self, crop: npt.NDArray[Any]) -> OcrResult:
         img = cv2.resize(crop, (self.width, self.height), interpolation=cv2.INTER_LINEAR)

@@ -30,7 +30,9 @@ def unfold_two_row(gray: Image) -> Image:
     h = gray.shape[0]
     top = gray[: int(h * 0.40)]
     bottom = gray[int(h * 0.33) :]
-    th = max(bottom.shape[0], 8)
+    th = bottom.shape[0]
+    if th < 4 or top.shape[0] < 2:
+        return gray
     top = cv2.resize(top, (max(int(top.shape[1] * 0.6 * th / max(top.shape[0], 1)), 8), th))
     top = top[:, int(top.shape[1] * 0.15) : int(top.shape[1] * 0.85)]
     return np.ascontiguousarray(np.hstack([top, bottom]))

@@ -15,12 +15,20 @@ import numpy.typing as npt
 from agent.errors import DriverFault
 from agent.plates.colour import cn_plate_type, plate_colour
 from agent.plates.config import FastPlateOcrConfig, PlatesConfig
-from agent.plates.formats import COUNTRY_FORMATS, PlateFormat, apply_format, is_chinese
+from agent.plates.formats import (
+    CN_PROVINCES,
+    COUNTRY_FORMATS,
+    PlateFormat,
+    apply_format,
+    is_chinese,
+)
 from agent.plates.localise import Box, crop, expand, find_plates
 from agent.plates.ocr import CtcTfliteOcr, FastPlateOcr, OcrResult, PlateOcr, load_manifest
 from agent.plates.voting import PlateRead
 
 Image = npt.NDArray[Any]
+CROP_MARGINS: tuple[tuple[float, float], ...] = ((0.1, 0.3), (0.04, 0.12))
+"""Margins (fractions of width, height) added around a localised box before OCR; each is tried."""
 
 
 def load_ocr(cfg: PlatesConfig) -> PlateOcr:
@@ -50,6 +58,11 @@ class PlateReader:
         self.min_confidence = min_confidence
         self.strict_formats = strict_formats
         self.roi = roi
+        chars = "".join(
+            sorted({c for fs in self.formats.values() for f in fs for p in f.positions for c in p})
+        )
+        lead = CN_PROVINCES + "使领" if list(self.formats) == ["cn"] else ""
+        ocr.restrict(chars, lead)
 
     @classmethod
     def from_config(cls, cfg: PlatesConfig) -> PlateReader:
@@ -113,13 +126,17 @@ class PlateReader:
     def _best_in_region(self, image: Image, region: Box) -> PlateRead | None:
         best: PlateRead | None = None
         best_score = 0.0
-        for cand in find_plates(image, region):
-            box = expand(cand.box, 0.06, 0.2, image.shape)
-            read = self.read_crop(crop(image, box), box)
-            if not self.acceptable(read):
-                continue
-            assert read is not None
-            score = read.confidence * (1.0 if read.format else 0.6) * (0.9 + 0.1 * cand.score)
-            if score > best_score:
-                best, best_score = read, score
+        cands = find_plates(image, region)
+        top = max((c.score for c in cands), default=1.0) or 1.0
+        for cand in cands:
+            for fx, fy in CROP_MARGINS:
+                box = expand(cand.box, fx, fy, image.shape)
+                read = self.read_crop(crop(image, box), box)
+                if not self.acceptable(read):
+                    continue
+                assert read is not None
+                fits = 1.0 if read.format else 0.6
+                score = read.confidence * fits * (0.9 + 0.1 * cand.score / top)
+                if score > best_score:
+                    best, best_score = read, score
         return best
