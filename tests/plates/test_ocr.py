@@ -1,0 +1,81 @@
+"""CTC and fixed-slot decoding, the fast-plate-ocr config parser, and the CLI's contract."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from agent.plates import cli
+from agent.plates.ocr import ctc_decode, parse_plate_config, slots_decode
+
+ALPHA = "AB1"
+
+
+def _frames(seq: list[int], classes: int = 4, p: float = 0.9) -> np.ndarray:
+    out = np.full((len(seq), classes), (1 - p) / (classes - 1), np.float32)
+    for t, k in enumerate(seq):
+        out[t, k] = p
+    return out
+
+
+def test_ctc_collapses_repeats_and_keeps_doubles_split_by_blank() -> None:
+    probs = _frames([0, 1, 1, 0, 1, 2, 2, 0, 3, 0])
+    probs[2, 1] = 0.95
+    r = ctc_decode(probs, ALPHA)
+    assert r.text == "AAB1"
+    assert r.char_confidences[0] == pytest.approx(0.95)
+    assert set(r.alternatives[0]) <= set(ALPHA)
+    assert 0.89 < r.confidence < 0.95
+
+
+def test_ctc_empty() -> None:
+    r = ctc_decode(_frames([0, 0, 0]), ALPHA)
+    assert (r.text, r.confidence) == ("", 0.0)
+
+
+def test_slots_drop_pad() -> None:
+    alpha = "AB_"
+    r = slots_decode(_frames([0, 1, 2, 2], classes=3), alpha)
+    assert r.text == "AB" and len(r.char_confidences) == 2
+
+
+def test_plate_config_parser_reads_fast_plate_ocr_yaml() -> None:
+    cfg = parse_plate_config(
+        "# c\nmax_plate_slots: 9\nalphabet: '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_'\n"
+        "pad_char: '_'\nimg_height: 64\nimage_color_mode: rgb\n"
+    )
+    assert cfg["alphabet"].endswith("Z_") and cfg["img_height"] == "64"
+    assert cfg["pad_char"] == "_"
+
+
+def test_cli_without_models_fails_cleanly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    img = tmp_path / "x.png"
+    cv2.imwrite(str(img), np.zeros((20, 60, 3), np.uint8))
+    assert cli.main(["read", "--model-dir", str(tmp_path), str(img)]) == 2
+    assert "manifest" in capsys.readouterr().err
+
+
+MODELS = Path(__file__).resolve().parents[2] / "models"
+
+
+@pytest.mark.skipif(not (MODELS / "manifest.json").is_file(), reason="models/ not built")
+def test_cli_prints_one_json_line_per_image(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    cv2.imwrite(str(a), np.full((40, 120, 3), 255, np.uint8))
+    cv2.imwrite(str(b), np.full((720, 1280, 3), 90, np.uint8))
+    assert cli.main(["read", "--json", "--crop", str(a)]) == 0
+    assert cli.main(["read", "--json", str(b), str(tmp_path / "missing.png")]) == 1
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [x["image"] for x in lines] == [str(a), str(b)]
+    for x in lines:
+        assert set(x) == {"image", "plates", "ms"}
+        for p in x["plates"]:
+            assert {"text", "confidence", "box"} <= set(p) and len(p["box"]) == 4
