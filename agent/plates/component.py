@@ -143,8 +143,10 @@ class PlateComponent:
                     r.ts = time.time()
                     r.extra = {"camera": camera, "track": track, "media": media}
                     self.voter.add(track, r, now)
-                if not reads:
-                    self.voter.seen(track, now) if vehicles else None
+                if not reads and vehicles:
+                    # A tracked vehicle still in view keeps its vote open; the ROI track
+                    # ends when plates stop being read.
+                    self.voter.seen(track, now)
             out.extend(reads)
         return out
 

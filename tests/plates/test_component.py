@@ -127,3 +127,36 @@ def test_simulator_publishes_through_the_same_path(tmp_path: Path) -> None:
     assert sink.types() == ["plate.read", "plate.hit"]
     with pytest.raises(CommandError):
         comp.simulate({"argv": []})
+
+
+class _FakeReader:
+    """Stands in for PlateReader: returns scripted readings per call."""
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+        self.ocr = type("O", (), {"name": "fake"})()
+
+    def read_image(self, image: Any, regions: Any = None) -> list[Any]:
+        from agent.plates.voting import PlateRead
+
+        text = self.texts.pop(0)
+        return [PlateRead(text, 0.9, [0.9] * len(text), box=(10, 20, 100, 30))] if text else []
+
+
+def test_read_frame_votes_per_track_and_emits_once(tmp_path: Path) -> None:
+    sink = RecordingSink()
+    reader = _FakeReader(["ABC123", "A8C123", "", "ABC123"])
+    comp = PlateComponent(PlatesConfig(), sink, tmp_path, reader=reader)  # type: ignore[arg-type]
+    comp.watchlist.replace(parse_entries(["ABC123"]))
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    for _ in range(4):
+        comp.read_frame(frame, [("t1", (0, 0, 640, 720))], camera="gate", media="m/1.jpg")
+    assert sink.events == []  # nothing until the track ends
+    comp.end_track("t1")
+    assert sink.types() == ["plate.read", "plate.hit"]
+    read = sink.events[0][1]
+    assert read["text"] == "ABC123" and read["frames"] == 3 and read["votes"] == 2
+    assert read["camera"] == "gate" and read["track"] == "t1" and read["media"] == "m/1.jpg"
+    assert read["box"] == [10, 20, 100, 30]
+    comp.end_track("t1")
+    assert len(sink.events) == 2
