@@ -22,7 +22,7 @@ from agent.events import EventSink, Priority
 from agent.plates.config import PlatesConfig
 from agent.plates.localise import Box
 from agent.plates.reader import PlateReader
-from agent.plates.voting import PlateRead, TrackVoter, VotedPlate
+from agent.plates.voting import PlateRead, TrackVoter, VotedPlate, from_message
 from agent.plates.watchlist import Watchlist, keyed_hash, load_or_create_key, parse_entries
 from agent.runtime import AgentContext, Component
 
@@ -88,7 +88,7 @@ class PlateComponent:
         with self._lock:
             finished = self.voter.flush()
         for track, voted in finished:
-            self._publish(track, voted)
+            self.publish(track, voted)
 
     def status(self) -> dict[str, Any]:
         return {
@@ -108,7 +108,7 @@ class PlateComponent:
                 finished = self.voter.due(time.monotonic())
             for track, voted in finished:
                 try:
-                    self._publish(track, voted)
+                    self.publish(track, voted)
                 except Exception:
                     log.exception("plate event for track %s failed", track)
 
@@ -155,11 +155,17 @@ class PlateComponent:
         with self._lock:
             voted = self.voter.finish(track_id)
         if voted is not None:
-            self._publish(track_id, voted)
+            self.publish(track_id, voted)
 
     # ------------------------------------------------------------------ events
 
-    def _publish(self, track: str, voted: VotedPlate) -> None:
+    def handle_message(self, msg: dict[str, Any]) -> None:
+        """A ``{"kind": "plate", ...}`` message from a vision worker (``voting.to_message``)."""
+        track, voted = from_message(msg)
+        self.publish(track, voted)
+
+    def publish(self, track: str, voted: VotedPlate) -> None:
+        """Emit ``plate.read`` for a decided track, and ``plate.hit`` when it is watched."""
         best = voted.best
         hit = self.watchlist.match(voted.text)
         data: dict[str, Any] = {
@@ -200,7 +206,7 @@ class PlateComponent:
     def submit(self, text: str, confidence: float = 0.99, camera: str = "sim") -> None:
         """Publish one reading as a finished track (the simulator and tests use this)."""
         read = PlateRead(text, confidence, [confidence] * len(text), extra={"camera": camera})
-        self._publish(
+        self.publish(
             f"{camera}:sim-{time.monotonic_ns()}",
             VotedPlate(text, confidence, read.char_confidences, 1, 1, read),
         )

@@ -114,3 +114,51 @@ class TrackVoter:
     @property
     def open_tracks(self) -> int:
         return len(self._reads)
+
+
+def to_message(track: str, voted: VotedPlate) -> dict[str, Any]:
+    """A decided track as a small picklable dict (for the vision worker's result queue)."""
+    b = voted.best
+    return {
+        "kind": "plate",
+        "track": track,
+        "text": voted.text,
+        "confidence": voted.confidence,
+        "char_confidences": list(voted.char_confidences),
+        "votes": voted.votes,
+        "frames": voted.frames,
+        "best": {
+            "text": b.text,
+            "confidence": b.confidence,
+            "box": list(b.box),
+            "colour": b.colour,
+            "plate_type": b.plate_type,
+            "format": b.format,
+            "ts": b.ts,
+            "extra": dict(b.extra),
+        },
+    }
+
+
+def from_message(msg: dict[str, Any]) -> tuple[str, VotedPlate]:
+    """Inverse of ``to_message``."""
+    b = msg["best"]
+    best = PlateRead(
+        text=b["text"],
+        confidence=b["confidence"],
+        box=tuple(b["box"]),
+        colour=b.get("colour", ""),
+        plate_type=b.get("plate_type", ""),
+        format=b.get("format"),
+        ts=b.get("ts", 0.0),
+        extra=dict(b.get("extra", {})),
+    )
+    voted = VotedPlate(
+        msg["text"],
+        msg["confidence"],
+        list(msg["char_confidences"]),
+        msg["votes"],
+        msg["frames"],
+        best,
+    )
+    return str(msg["track"]), voted

@@ -39,3 +39,17 @@ def test_seen_keeps_a_track_open() -> None:
 
 def test_empty_vote_is_none() -> None:
     assert vote([]) is None
+
+
+def test_message_round_trip_for_the_vision_worker_queue() -> None:
+    import pickle
+
+    from agent.plates.voting import from_message, to_message
+
+    voted = vote([_r("ABC123"), _r("ABC123", 0.7)])
+    assert voted is not None
+    voted.best.extra = {"camera": "gate", "media": None}
+    msg = pickle.loads(pickle.dumps(to_message("t9", voted)))
+    track, back = from_message(msg)
+    assert track == "t9" and back.text == "ABC123" and back.frames == 2
+    assert back.best.extra["camera"] == "gate"
