@@ -139,6 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--countries", default="auto", help="format rules: auto (from the folder name) or cn,us"
     )
+    p.add_argument(
+        "--no-variants",
+        dest="variants",
+        action="store_false",
+        help="read each crop once (default: best of crop, trimmed, padded)",
+    )
     p.add_argument("--limit", type=int, default=0, help="first N samples of each folder")
     p.add_argument("--errors", action="store_true", help="print misreads")
     args = p.parse_args(argv)
@@ -164,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             for s, img in images:
                 c = img if s.box is None else _gt_crop(img, s.box)
                 t0 = time.perf_counter()
-                read = reader.read_crop(c)
+                read = reader.read_crop(c, variants=args.variants)
                 crops.add(s.plate, read.text if read else "", (time.perf_counter() - t0) * 1000)
                 if args.errors and read and normalise(read.text) != normalise(s.plate):
                     print(

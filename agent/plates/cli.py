@@ -65,7 +65,7 @@ def main(argv: list[str]) -> int:
             continue
         t0 = time.perf_counter()
         if args.crop:
-            one = reader.read_crop(img)
+            one = reader.read_crop(img, variants=True)
             reads = [one] if one is not None and one.text else []
         else:
             reads = reader.read_image(img)
