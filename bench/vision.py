@@ -223,12 +223,86 @@ def two_camera_rss(
     return out
 
 
+class OutboxSink:
+    """The durable outbox as the vision component's ``EventSink``."""
+
+    def __init__(self, outbox: Any) -> None:
+        self._outbox = outbox
+        self.count = 0
+
+    def emit(self, type: str, data: Any = None, *, priority: Priority | None = None) -> Event:
+        self.count += 1
+        event: Event = self._outbox.put(type, data, priority=priority)
+        return event
+
+
+def panic_with_vision(tmp: Path, shared: Path, presses: int) -> dict[str, Any]:
+    """In one process, like the daemon: panic presses timed by bench/panic_latency.py, first
+    alone, then while a two-camera VisionService runs and stores its events and media."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("panic_latency", ROOT / "bench/panic_latency.py")
+    assert spec is not None and spec.loader is not None
+    pl = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pl)
+    from agent.outbox import Outbox
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    videos = [shared / "data/video/tollbooth_720p.mp4", shared / "data/video/street_640x352.mp4"]
+    out: dict[str, Any] = {}
+    proc, port = pl.start_mosquitto(tmp)
+    try:
+        (tmp / "alone").mkdir()
+        out["without_vision"] = pl.run_case(tmp / "alone", port, presses, 0, log)
+        settings = Settings(
+            device={"state_dir": str(tmp / "state")},
+            vision={
+                "cameras": [{"name": f"cam{i}", "path": str(v)} for i, v in enumerate(videos)],
+                "detector": {"model_dir": str(tmp / "models")},
+            },
+        )
+        vision_outbox = Outbox(tmp / "state" / "vision-outbox.db", "bench")
+        sink = OutboxSink(vision_outbox)
+        svc = VisionService(AgentContext(settings=settings, sink=sink), settings.vision)
+        svc.start()
+        try:
+            time.sleep(3)
+            (tmp / "vision").mkdir()
+            out["with_two_cameras"] = pl.run_case(tmp / "vision", port, presses, 0, log)
+            out["vision_status"] = {
+                n: {k: c.get(k) for k in ("decode_fps", "analysis_fps", "detector_runs")}
+                for n, c in svc.status()["cameras"].items()
+            }
+        finally:
+            svc.stop()
+            vision_outbox.close()
+        out["vision_events"] = sink.count
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=15)
     ap.add_argument("--shared", type=Path, default=ROOT / ".." / "shared")
     ap.add_argument("--rss-child", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--panic",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also time N panic presses (pin edge → PUBACK, bench/panic_latency.py) without "
+        "and then with two cameras running in the same process",
+    )
+    ap.add_argument("--panic-child", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.panic_child:
+        print(json.dumps(panic_with_vision(args.panic_child, args.shared, args.panic)))
+        return
     if args.rss_child:  # a fresh process that holds only what the agent holds
         videos = [args.shared / "data/video/tollbooth_720p.mp4"]
         videos.append(args.shared / "data/video/street_640x352.mp4")
@@ -307,6 +381,23 @@ def main() -> None:
             f"p99 {busy['p99']:.2f} / max {busy['max']:.2f} ms"
         )
         print(json.dumps(rss["cameras"]))
+        if args.panic:
+            child = subprocess.run(
+                [sys.executable, __file__, "--panic-child", str(tmp), "--panic", str(args.panic),
+                 "--shared", str(args.shared)],
+                check=True, capture_output=True, text=True,
+            )  # fmt: skip
+            res = json.loads(child.stdout.strip().splitlines()[-1])
+            for case in ("without_vision", "with_two_cameras"):
+                r = res[case]["gpio_edge_to_puback"]
+                b = res[case]["baseline_put_to_puback"]
+                print(
+                    f"panic pin→PUBACK, {case.replace('_', ' ')}: p50 {r['p50_ms']:.2f} ms, "
+                    f"p99 {r['p99_ms']:.2f} ms, max {r['max_ms']:.2f} ms (n={r['n']}); bare "
+                    f"put→PUBACK p99 {b['p99_ms']:.2f} ms (goal p99 <= 20 ms)"
+                )
+            print(f"  link: {res['with_two_cameras'].get('link')}; vision events stored during "
+                  f"the run: {res['vision_events']}")  # fmt: skip
 
 
 if __name__ == "__main__":
