@@ -20,7 +20,7 @@ def build(ctx: AgentContext) -> list[Component]:
     cfg = ctx.settings.gpio
     if cfg.empty:
         return []
-    panel = AlarmPanel(cfg, ctx.sink, link_up=ctx.bus.link_up)
+    panel = AlarmPanel(cfg, ctx.sink, link_up=ctx.bus.link_up, state_dir=ctx.state_dir)
     ctx.commands.register(
         "alarm-ack",
         panel.acknowledge,

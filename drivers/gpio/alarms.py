@@ -2,15 +2,23 @@
 
 ``AlarmLedger`` is pure bookkeeping with injected time: an alarm stays unacknowledged (and is
 reported in ``status``) until an ``alarm-ack`` names it; one past the ack timeout is handed
-out once for escalation. Nothing here withdraws an alarm.
+out once for escalation. Nothing here withdraws an alarm. ``save``/``load`` keep the
+unacknowledged ones across a restart (a box rebooted after a press still shows "awaiting").
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -25,6 +33,7 @@ class AlarmRecord:
     acked_at: float | None = None
     escalated: bool = False
     cancel_requested: bool = False
+    raised_wall: float = 0.0  # time.time() when raised; survives a restart, monotonic does not
 
     @property
     def acknowledged(self) -> bool:
@@ -53,11 +62,70 @@ class UnknownAlarm(KeyError):
 class AlarmLedger:
     """Raised alarms by id; thread-safe (acks arrive on the command thread)."""
 
-    def __init__(self, ack_timeout_s: float, keep: int = 500) -> None:
+    def __init__(self, ack_timeout_s: float, keep: int = 500, path: Path | None = None) -> None:
         self.ack_timeout_s = ack_timeout_s
         self._keep = keep
         self._records: OrderedDict[str, AlarmRecord] = OrderedDict()
         self._lock = threading.Lock()
+        self._save_lock = threading.Lock()
+        self.path = path
+
+    # Persistence ----------------------------------------------------------------------------
+    def save(self) -> None:
+        """Write the unacknowledged alarms to ``path`` (atomic replace); no-op without a path."""
+        if self.path is None:
+            return
+        with self._lock:
+            rows = [
+                {
+                    "alarm_id": r.alarm_id,
+                    "type": r.type,
+                    "source": r.source,
+                    "silent": r.silent,
+                    "ts": r.ts,
+                    "raised_wall": r.raised_wall,
+                    "escalated": r.escalated,
+                    "cancel_requested": r.cancel_requested,
+                }
+                for r in self._records.values()
+                if not r.acknowledged
+            ]
+        with self._save_lock:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = self.path.with_suffix(".tmp")
+                tmp.write_text(json.dumps({"unacknowledged": rows}))
+                os.replace(tmp, self.path)
+            except OSError as exc:
+                log.error("gpio: cannot save unacknowledged alarms to %s: %s", self.path, exc)
+
+    def load(self, now: float) -> int:
+        """Read what ``save`` wrote; ages carry over by wall clock. Returns how many."""
+        if self.path is None or not self.path.exists():
+            return 0
+        try:
+            rows = json.loads(self.path.read_text())["unacknowledged"]
+            wall = time.time()
+            records = [
+                AlarmRecord(
+                    alarm_id=str(row["alarm_id"]),
+                    type=str(row["type"]),
+                    source=str(row["source"]),
+                    silent=bool(row["silent"]),
+                    raised_at=now - max(0.0, wall - float(row["raised_wall"])),
+                    ts=str(row["ts"]),
+                    escalated=bool(row["escalated"]),
+                    cancel_requested=bool(row["cancel_requested"]),
+                    raised_wall=float(row["raised_wall"]),
+                )
+                for row in rows
+            ]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.error("gpio: ignoring unreadable alarm state %s: %s", self.path, exc)
+            return 0
+        for record in records:
+            self.add(record)
+        return len(records)
 
     def add(self, record: AlarmRecord) -> None:
         with self._lock:

@@ -117,13 +117,16 @@ class AlarmPanel:
         sink: EventSink,
         *,
         link_up: bool = False,
+        state_dir: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cfg = cfg
         self._sink = sink
         self._clock = clock
         self._link_up = link_up
-        self.ledger = AlarmLedger(cfg.ack_timeout_s)
+        # Unacknowledged alarms survive a restart when there is a state directory.
+        ledger_path = state_dir / "gpio-alarms.json" if state_dir is not None else None
+        self.ledger = AlarmLedger(cfg.ack_timeout_s, path=ledger_path)
         self.pin_factory: Factory | None = None
         self.buttons: dict[str, PanicButton] = {}
         self.tamper: TamperLoop | None = None
@@ -164,6 +167,9 @@ class AlarmPanel:
             self._close_devices()
             raise DriverFault(f"gpio: cannot open pins: {type(exc).__name__}: {exc}") from exc
         now = self._clock()
+        restored = self.ledger.load(now)
+        if restored:
+            log.warning("gpio: %d alarm(s) still unacknowledged from before the restart", restored)
         for button in self.buttons.values():
             button.reset(now)
         if self.tamper is not None:
@@ -236,6 +242,7 @@ class AlarmPanel:
                 f"unknown alarm id {alarm_id!r}: not raised by this box, or long forgotten"
             ) from None
         if not already:
+            self.ledger.save()
             self._queue.put(("acked", record))
             log.info("alarm %s (%s) acknowledged by %s", alarm_id, record.type, by)
         assert record.acked_at is not None
@@ -450,8 +457,11 @@ class AlarmPanel:
     def _poll(self, now: float) -> None:
         for device in self._inputs():
             self._dispatch(device, device.poll(now))
-        for record in self.ledger.overdue(now):
+        overdue = self.ledger.overdue(now)
+        for record in overdue:
             self._escalate(record, now)
+        if overdue:
+            self.ledger.save()
         if self._ack_until is not None and now >= self._ack_until:
             self._ack_until = None
         if self.led is not None:
@@ -501,8 +511,17 @@ class AlarmPanel:
             if event is not None:
                 button.last_alarm_id = event.id
                 self.ledger.add(
-                    AlarmRecord(event.id, etype, button.name, silent, self._clock(), event.ts)
+                    AlarmRecord(
+                        event.id,
+                        etype,
+                        button.name,
+                        silent,
+                        self._clock(),
+                        event.ts,
+                        raised_wall=time.time(),
+                    )
                 )
+                self.ledger.save()
             log.warning("gpio: %s from button %s", etype, button.name)
         elif isinstance(action, CancelRequest):
             ref = button.last_alarm_id
@@ -516,6 +535,7 @@ class AlarmPanel:
             self.counts["cancel_requests"] += 1
             if ref is not None:
                 self.ledger.mark_cancel_requested(ref)
+                self.ledger.save()
             if self.buzzer is not None:
                 self.buzzer.sound(CANCEL_TONE)
         elif isinstance(action, ShortPress):

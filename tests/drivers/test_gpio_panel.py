@@ -410,8 +410,10 @@ def test_patrol_feedback_beeps(make_panel: Callable[..., AlarmPanel]) -> None:
     assert wait_for(lambda: sum(1 for s in buzzer.states if s.state) >= 2)
 
 
-def test_build_registers_command_simulator_and_link_listener(sink: RecordingSink) -> None:
-    settings = Settings(gpio=gpio_config().model_dump())
+def test_build_registers_command_simulator_and_link_listener(
+    sink: RecordingSink, tmp_path: Any
+) -> None:
+    settings = Settings(gpio=gpio_config().model_dump(), device={"state_dir": tmp_path})
     ctx = AgentContext(settings=settings, sink=sink)
     components = build(ctx)
     assert [c.name for c in components] == ["gpio"]
@@ -465,7 +467,7 @@ def test_simulated_profile_snippet_loads_and_runs(tmp_path: Any, sink: Recording
 
     path = tmp_path / "sim.toml"
     path.write_text(SIM_SNIPPET)
-    settings = load_settings(path)
+    settings = load_settings(path, device={"state_dir": tmp_path})
     ctx = AgentContext(settings=settings, sink=sink)
     (panel,) = build(ctx)
     panel.start()
@@ -486,3 +488,32 @@ def test_simulated_profile_snippet_loads_and_runs(tmp_path: Any, sink: Recording
         assert "mains" not in ctx.simulators.names()
     finally:
         panel.stop()
+
+
+def test_unacknowledged_alarm_survives_a_restart(sink: RecordingSink, tmp_path: Any) -> None:
+    panel = AlarmPanel(gpio_config(), sink, link_up=True, state_dir=tmp_path)
+    panel.start()
+    try:
+        press(panel, BUTTON, 0.05)
+        press(panel, DURESS_BUTTON, 0.05)
+    finally:
+        panel.stop()
+    panic, duress = sink.of("alarm.")
+    again = AlarmPanel(gpio_config(), sink, link_up=True, state_dir=tmp_path)
+    again.start()
+    try:
+        assert again.sync()
+        unacked = again.status()["unacknowledged"]
+        assert [u["alarm_id"] for u in unacked] == [panic.id, duress.id]
+        assert again.led_state is LedPattern.AWAITING
+        assert again.acknowledge({"alarm_id": panic.id, "by": "centre"})["acked_by"] == "centre"
+        assert again.sync()
+        assert again.led_state is LedPattern.ACKNOWLEDGED
+    finally:
+        again.stop()
+    third = AlarmPanel(gpio_config(), sink, link_up=True, state_dir=tmp_path)
+    third.start()
+    try:
+        assert [u["alarm_id"] for u in third.status()["unacknowledged"]] == [duress.id]
+    finally:
+        third.stop()
