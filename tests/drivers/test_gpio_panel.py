@@ -402,10 +402,13 @@ def test_simulate_press_rejects_bad_arguments(make_panel: Callable[..., AlarmPan
 
 
 def test_patrol_feedback_beeps(make_panel: Callable[..., AlarmPanel]) -> None:
+    from agent.patrol.feedback import Feedback
+
     panel = make_panel()
     buzzer = pin(panel, BUZZER)
-    panel.feedback.accepted()
-    panel.feedback.rejected()
+    feedback: Feedback = panel.feedback  # what PatrolService.set_feedback takes
+    feedback.accepted()
+    feedback.rejected()
     assert panel.sync()
     assert wait_for(lambda: sum(1 for s in buzzer.states if s.state) >= 2)
 
