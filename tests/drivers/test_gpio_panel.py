@@ -520,3 +520,18 @@ def test_unacknowledged_alarm_survives_a_restart(sink: RecordingSink, tmp_path: 
         assert [u["alarm_id"] for u in third.status()["unacknowledged"]] == [duress.id]
     finally:
         third.stop()
+
+
+def test_simulate_press_without_mock_pins_feeds_the_same_queue(
+    make_panel: Callable[..., AlarmPanel], sink: RecordingSink
+) -> None:
+    panel = make_panel()
+    real_factory = panel.pin_factory
+    panel.pin_factory = None  # as on real pins: the edges are queued, the pin is not touched
+    try:
+        result = panel.simulate_press({"argv": ["front", "--hold", "0.1"]})
+    finally:
+        panel.pin_factory = real_factory
+    assert result["mock_pin"] is False
+    assert [e["type"] for e in result["events"]] == ["alarm.panic"]
+    assert pin(panel, BUTTON).state is True  # the (pulled-up) pin itself never moved
