@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import itertools
 import logging
 import multiprocessing
+import os
 import queue
 import threading
 import time
@@ -177,6 +179,11 @@ class VisionService:
 
     # results from the worker ------------------------------------------------------
     def _read_loop(self) -> None:
+        # This thread writes media and emits vision events: on Linux niceness is per thread,
+        # so lowering it here lets the alarm path's threads win the CPU (and, with the BFQ
+        # scheduler, the disk) when both want it.
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self._cfg.worker_nice)
         backoff = 1.0
         while not self._stopping.is_set():
             while self._faults:
