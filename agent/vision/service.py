@@ -58,6 +58,14 @@ def parse_time(value: object, what: str) -> float:
     raise CommandError(f"field {what!r} must be epoch seconds or an RFC 3339 string")
 
 
+def _worker_main(*args: Any) -> None:
+    """The worker process's entry. It lives here, and imports the worker only once inside
+    the new process, so the agent process never loads OpenCV, NumPy or the TFLite runtime."""
+    from agent.vision.worker import run_worker
+
+    run_worker(*args)
+
+
 class _Pending:
     def __init__(self) -> None:
         self.done = threading.Event()
@@ -151,8 +159,6 @@ class VisionService:
             return None
 
     def _spawn(self) -> None:
-        from agent.vision.worker import run_worker
-
         self._requests = self._mp.Queue()
         self._results = self._mp.Queue(maxsize=RESULTS_QUEUE_SIZE)
         model = None
@@ -163,7 +169,7 @@ class VisionService:
                 "labels": list(self._model.labels),
             }
         self._proc = self._mp.Process(
-            target=run_worker,
+            target=_worker_main,
             args=(
                 self._cfg.model_dump_json(),
                 model,

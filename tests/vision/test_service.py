@@ -6,6 +6,8 @@ import base64
 import hashlib
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -166,3 +168,38 @@ def test_bad_model_disables_detection_only(
 def test_no_cameras_builds_nothing(tmp_path: Path, sink: RecordingSink) -> None:
     ctx = AgentContext(settings=Settings(device={"state_dir": str(tmp_path)}), sink=sink)
     assert build(ctx) == []
+
+
+def test_agent_process_never_loads_opencv_or_the_runtime(tmp_path: Path) -> None:
+    """Decoding and inference libraries live in the worker only (RSS, GIL, import time)."""
+    script = f"""
+import sys, time
+from agent.config import Settings
+from agent.events import Event
+from agent.runtime import AgentContext
+from agent.vision import build
+
+class Sink:
+    def emit(self, type, data=None, *, priority=None):
+        return Event("id", "d", type, 1, "ts", 0, data or {{}})
+
+if __name__ == "__main__":
+    s = Settings(device={{"state_dir": {str(tmp_path)!r}}},
+                 vision={{"cameras": [{{"name": "yard"}}]}})
+    ctx = AgentContext(settings=s, sink=Sink())
+    [svc] = build(ctx)
+    svc.start()
+    time.sleep(3)
+    assert svc.status()["worker"]["alive"]
+    svc.stop()
+    heavy = [m for m in ("cv2", "numpy", "ai_edge_litert", "tflite_runtime") if m in sys.modules]
+    print("HEAVY", heavy)
+"""
+    path = tmp_path / "agent_side.py"
+    path.write_text(script)
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, str(path)], cwd=root, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )  # fmt: skip
+    assert "HEAVY []" in done.stdout, done.stdout + done.stderr
