@@ -20,15 +20,21 @@ DEV = ROOT.parent / "shared" / "data" / "plates-dev"
 needs_dev = pytest.mark.skipif(not DEV.is_dir(), reason="../shared/data/plates-dev is absent")
 
 # Floors a little under the figures measured when the models were committed (docs/plates.md).
-FLOORS = {"lprnet-cn-crops": 0.0, "openalpr-us-crops": 0.0}
+# (measured 2026-11-24 on the first 150 crops, int8, one read per crop: cn 45.3 %, us 59.3 %)
+FLOORS = {"lprnet-cn-crops": ("cn", 0.40), "openalpr-us-crops": ("us", 0.53)}
 
 
 def _manifest() -> dict[str, dict]:
     return {m["name"]: m for m in json.loads((MODELS / "manifest.json").read_text())["models"]}
 
 
-def _reader(name: str) -> PlateReader:
-    return PlateReader.from_config(PlatesConfig(model_dir=MODELS, ocr=OutpostOcrConfig(model=name)))
+def _reader(name: str, countries: list[str] | None = None) -> PlateReader:
+    cfg = PlatesConfig(
+        model_dir=MODELS,
+        ocr=OutpostOcrConfig(model=name),
+        countries=countries or ["cn", "us"],  # type: ignore[arg-type]
+    )
+    return PlateReader.from_config(cfg)
 
 
 @pytest.mark.parametrize("name", ["outpost-plate-ocr", "outpost-plate-ocr-int8"])
@@ -53,7 +59,7 @@ def test_int8_model_reads_a_crop_fast() -> None:
 def _crops(folder: Path, limit: int) -> list[tuple[Path, str]]:
     gt = folder / "groundtruth.csv"
     if gt.is_file():
-        rows = [ln.split(",") for ln in gt.read_text().splitlines()[1:] if ln]
+        rows = [ln.split(",") for ln in gt.read_text().splitlines() if ln and "," in ln]
         return [(folder / r[0], r[-1]) for r in rows][:limit]
     return [(p, p.stem) for p in sorted(folder.glob("*.jpg"))][:limit]
 
@@ -63,11 +69,12 @@ def _crops(folder: Path, limit: int) -> list[tuple[Path, str]]:
 def test_dev_set_floor(folder: str) -> None:
     import cv2
 
-    reader = _reader("outpost-plate-ocr-int8")
+    country, floor = FLOORS[folder]
+    reader = _reader("outpost-plate-ocr-int8", [country])
     samples = _crops(DEV / folder, 150)
     ok = 0
     for path, plate in samples:
         img = cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_COLOR)
         read = reader.read_crop(img)
         ok += read is not None and normalise(read.text) == normalise(plate)
-    assert ok / len(samples) >= FLOORS[folder]
+    assert ok / len(samples) >= floor
