@@ -140,9 +140,10 @@ class PlateComponent:
             reads = self.reader.read_image(frame, [box] if box is not None else None)
             with self._lock:
                 for r in reads:
+                    tid = track if vehicles else self.voter.assign(track, r.text)
                     r.ts = time.time()
-                    r.extra = {"camera": camera, "track": track, "media": media}
-                    self.voter.add(track, r, now)
+                    r.extra = {"camera": camera, "track": tid, "media": media}
+                    self.voter.add(tid, r, now)
                 if not reads and vehicles:
                     # A tracked vehicle still in view keeps its vote open; the ROI track
                     # ends when plates stop being read.

@@ -9,6 +9,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.plates.formats import match_distance
+
 
 @dataclass
 class PlateRead:
@@ -77,10 +79,29 @@ class TrackVoter:
         self.min_reads = min_reads
         self._reads: dict[str, list[PlateRead]] = {}
         self._last: dict[str, float] = {}
+        self._serial = 0
 
     def add(self, track_id: str, read: PlateRead, now: float) -> None:
         self._reads.setdefault(track_id, []).append(read)
         self._last[track_id] = now
+
+    def assign(self, prefix: str, text: str, max_distance: float = 2.0) -> str:
+        """Track id for a reading without a tracker (fixed ROI camera).
+
+        Readings go to the open ``prefix#n`` track whose last text is within
+        ``max_distance`` (confusion-aware edit distance), else to a new one; so two cars,
+        or a car and a sign in the ROI, are voted apart.
+        """
+        best, best_d = None, max_distance
+        for tid, reads in self._reads.items():
+            if tid.startswith(prefix + "#") and reads:
+                d = match_distance(reads[-1].text, text)
+                if d <= best_d:
+                    best, best_d = tid, d
+        if best is not None:
+            return best
+        self._serial += 1
+        return f"{prefix}#{self._serial}"
 
     def seen(self, track_id: str, now: float) -> None:
         """The track is still in view (even if no plate was read in this frame)."""

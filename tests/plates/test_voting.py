@@ -53,3 +53,12 @@ def test_message_round_trip_for_the_vision_worker_queue() -> None:
     track, back = from_message(msg)
     assert track == "t9" and back.text == "ABC123" and back.frames == 2
     assert back.best.extra["camera"] == "gate"
+
+
+def test_roi_readings_are_split_into_tracks_by_text() -> None:
+    v = TrackVoter(timeout_s=1.0)
+    for t, text in enumerate(["34A36837", "JLJL", "34A36B37", "JLJL", "34A36837"]):
+        v.add(v.assign("gate:roi", text), _r(text), float(t) * 0.1)
+    assert v.open_tracks == 2
+    texts = sorted(p.text for _, p in v.flush())
+    assert texts == ["34A36837", "JLJL"]
