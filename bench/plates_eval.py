@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                 assert s.box is not None
                 found += any(iou(c.box, s.box) > 0.3 for c in find_plates(img))
             print(
-                f"{folder.name:<28}{'localiser recall@8':<26}{len(images):>5}"
+                f"{folder.name:<28}{'localiser recall@12':<26}{len(images):>5}"
                 f"{'':>24}{100 * found / max(len(images), 1):>7.1f}"
             )
     return 0

@@ -66,6 +66,9 @@ class PlatesConfig(_Section):
         None, description="x, y, w, h searched when no vehicle box is given"
     )
     min_confidence: float = Field(0.5, ge=0, le=1)
+    min_chars: int = Field(
+        4, ge=1, le=10, description="shorter readings in frames are ignored (signs, stripes)"
+    )
     min_reads: int = Field(1, ge=1, description="frames that must agree before a plate.read")
     track_timeout_s: float = Field(2.0, gt=0, description="a track ends after this much silence")
     match_distance: float = Field(

@@ -64,12 +64,14 @@ class PlateReader:
         min_confidence: float = 0.5,
         strict_formats: bool = False,
         roi: Box | None = None,
+        min_chars: int = 4,
     ) -> None:
         self.ocr = ocr
         self.formats = formats if formats is not None else dict(COUNTRY_FORMATS)
         self.min_confidence = min_confidence
         self.strict_formats = strict_formats
         self.roi = roi
+        self.min_chars = min_chars
         chars = "".join(
             sorted({c for fs in self.formats.values() for f in fs for p in f.positions for c in p})
         )
@@ -81,7 +83,9 @@ class PlateReader:
         formats: dict[str, list[PlateFormat]] = {c: list(COUNTRY_FORMATS[c]) for c in cfg.countries}
         for f in cfg.formats:
             formats.setdefault("custom", []).append(PlateFormat(f.name, f.pattern, f.kind))
-        return cls(load_ocr(cfg), formats, cfg.min_confidence, cfg.strict_formats, cfg.roi)
+        return cls(
+            load_ocr(cfg), formats, cfg.min_confidence, cfg.strict_formats, cfg.roi, cfg.min_chars
+        )
 
     # ------------------------------------------------------------------ crops
 
@@ -124,7 +128,7 @@ class PlateReader:
         )
 
     def acceptable(self, read: PlateRead | None) -> bool:
-        if read is None or len(read.text) < 2 or read.confidence < self.min_confidence:
+        if read is None or len(read.text) < self.min_chars or read.confidence < self.min_confidence:
             return False
         return read.format is not None or not self.strict_formats
 
