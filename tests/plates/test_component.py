@@ -160,3 +160,22 @@ def test_read_frame_votes_per_track_and_emits_once(tmp_path: Path) -> None:
     assert read["box"] == [10, 20, 100, 30]
     comp.end_track("t1")
     assert len(sink.events) == 2
+
+
+def test_build_registers_the_watchlist_command_and_simulator(tmp_path: Path) -> None:
+    from agent.config import DeviceConfig, Settings
+    from agent.plates import build
+    from agent.runtime import AgentContext
+
+    sink = RecordingSink()
+    settings = Settings(device=DeviceConfig(state_dir=tmp_path))
+    ctx = AgentContext(settings=settings, sink=sink)  # type: ignore[arg-type]
+    [comp] = build(ctx)
+    assert comp.name == "plates"
+    reply = ctx.commands.dispatch("watchlist", {"op": "add", "entries": ["XYZ789"]})
+    assert reply["ok"] is True
+    assert (tmp_path / "plates-watchlist.json").is_file()
+    bad = ctx.commands.dispatch("watchlist", {"op": "add", "entries": [{"plate": "!"}]})
+    assert bad["ok"] is False
+    assert ctx.simulators.dispatch("plate", {"argv": ["XYZ789"]})["ok"] is True
+    assert sink.types() == ["plate.read", "plate.hit"]
