@@ -2,7 +2,7 @@
 
 Every sample comes from a ``random.Random`` so a seed reproduces the whole data set.
 Fonts come from Debian packages (fonts-dejavu-core, fonts-dejavu-extra, fonts-liberation2,
-fonts-freefont-ttf, fonts-wqy-zenhei); see docs/plates.md.
+fonts-freefont-ttf, fonts-wqy-zenhei, fonts-noto-cjk); see docs/plates.md.
 """
 
 from __future__ import annotations
