@@ -74,6 +74,11 @@ class PlateComponent:
                 self.sink.emit(
                     "device.fault", {"component": "plates", "fault": "model", "detail": str(exc)}
                 )
+        if self.watchlist.load_error:
+            self.sink.emit(
+                "device.fault",
+                {"component": "plates", "fault": "watchlist", "detail": self.watchlist.load_error},
+            )
         if self.cfg.privacy.hash_non_hits:
             key_file = self.cfg.privacy.hash_key_file or self.state_dir / "plates-hash.key"
             self._key = load_or_create_key(key_file)

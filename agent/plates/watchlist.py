@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import threading
 import time
@@ -19,6 +20,7 @@ from typing import Any
 from agent.errors import CommandError
 from agent.plates.formats import match_distance, normalise
 
+log = logging.getLogger(__name__)
 MAX_ENTRIES = 100_000
 
 
@@ -66,14 +68,21 @@ class Watchlist:
         self._lock = threading.Lock()
         self._entries: list[WatchEntry] = []
         self.updated: str = ""
+        self.load_error: str | None = None
         self._load()
 
     def _load(self) -> None:
         if not self.path.is_file():
             return
-        data = json.loads(self.path.read_text(encoding="utf-8"))
-        self._entries = parse_entries(data.get("entries", []))
-        self.updated = str(data.get("updated", ""))
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            self._entries = parse_entries(data.get("entries", []))
+            self.updated = str(data.get("updated", ""))
+        except (OSError, ValueError, AttributeError, CommandError) as exc:
+            # Writes are atomic, so this is a hand-edited or foreign file: keep it for
+            # inspection, start empty, and let the centre push the list again.
+            self.load_error = f"{self.path}: {exc}"
+            log.error("watchlist not loaded: %s", self.load_error)
 
     def replace(self, entries: list[WatchEntry]) -> None:
         with self._lock:

@@ -179,3 +179,13 @@ def test_build_registers_the_watchlist_command_and_simulator(tmp_path: Path) -> 
     assert bad["ok"] is False
     assert ctx.simulators.dispatch("plate", {"argv": ["XYZ789"]})["ok"] is True
     assert sink.types() == ["plate.read", "plate.hit"]
+
+
+def test_corrupt_watchlist_file_is_a_fault_not_a_crash(tmp_path: Path) -> None:
+    (tmp_path / "plates-watchlist.json").write_text("{not json")
+    comp, sink = _component(tmp_path)
+    comp.start()
+    comp.stop()
+    faults = [d["fault"] for t, d, _ in sink.events if t == "device.fault"]
+    assert faults == ["model", "watchlist"]
+    assert comp.watchlist.entries == []
