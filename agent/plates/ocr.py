@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,6 +32,9 @@ class OcrResult:
     char_confidences: list[float] = field(default_factory=list)
     alternatives: list[dict[str, float]] = field(default_factory=list)
     """Per character: the most probable candidates at that position and their probabilities."""
+    path_score: float = 0.0
+    """Mean log-probability of the decoded path per frame; compares readings of one crop
+    under different character masks (a masked-out character leaves improbable frames)."""
 
 
 def ctc_decode(probs: Probs, alphabet: str, blank: int = 0, top_k: int = 4) -> OcrResult:
@@ -58,7 +62,8 @@ def ctc_decode(probs: Probs, alphabet: str, blank: int = 0, top_k: int = 4) -> O
             alts[-1] = _alternatives(probs[run_peak], alphabet, blank, top_k)
         prev = k
     conf = float(np.prod(confs) ** (1.0 / len(confs))) if confs else 0.0
-    return OcrResult("".join(chars), conf, confs, alts)
+    path = float(np.mean(np.log(probs.max(axis=-1) + 1e-9)))
+    return OcrResult("".join(chars), conf, confs, alts, path)
 
 
 def _alternatives(row: Probs, alphabet: str, blank: int, top_k: int) -> dict[str, float]:
@@ -99,7 +104,9 @@ class PlateOcr(Protocol):
 
     def read(self, crop: npt.NDArray[Any]) -> OcrResult: ...
 
-    def restrict(self, chars: str, lead: str = "") -> None: ...
+    def read_candidates(self, crop: npt.NDArray[Any]) -> list[OcrResult]: ...
+
+    def restrict(self, groups: Sequence[tuple[str, str]]) -> None: ...
 
 
 def load_manifest(model_dir: Path) -> dict[str, dict[str, Any]]:
@@ -125,18 +132,22 @@ class CtcTfliteOcr:
         self._in_dtype = inp["dtype"]
         self._in_quant = inp.get("quantization", (0.0, 0))
         self._out_index = self._interp.get_output_details()[0]["index"]
-        self._mask: Probs | None = None
-        self._lead: npt.NDArray[np.int64] = np.zeros(0, np.int64)
+        self._groups: list[tuple[Probs | None, npt.NDArray[np.int64]]] = [
+            (None, np.zeros(0, np.int64))
+        ]
 
-    def read(self, crop: npt.NDArray[Any], two_row: bool | None = None) -> OcrResult:
-        """Read a crop; with ``two_row`` None, narrow crops are also tried unfolded."""
+    def read(self, crop: npt.NDArray[Any]) -> OcrResult:
+        """The most probable of ``read_candidates``."""
+        return max(self.read_candidates(crop), key=lambda r: r.path_score)
+
+    def read_candidates(self, crop: npt.NDArray[Any]) -> list[OcrResult]:
+        """One reading per character group (``restrict``); narrow crops also unfolded."""
         h, w = crop.shape[:2]
-        if two_row is None and w / max(h, 1) < TWO_ROW_MAX_ASPECT:
-            one = self._run(ocr_input(crop, False))
-            two = self._run(ocr_input(crop, True))
-            chinese_two = bool(two.text) and not two.text[0].isascii()
-            return two if chinese_two and two.confidence > one.confidence else one
-        return self._run(ocr_input(crop, bool(two_row)))
+        out = self._decode_groups(self.probs(ocr_input(crop, False)))
+        if w / max(h, 1) < TWO_ROW_MAX_ASPECT:
+            two = self._decode_groups(self.probs(ocr_input(crop, True)))
+            out += [r for r in two if r.text and not r.text[0].isascii()]
+        return out
 
     def probs(self, x: npt.NDArray[Any]) -> Probs:
         """Raw (T, classes) output for an already preprocessed (H, W) uint8 input."""
@@ -153,44 +164,54 @@ class CtcTfliteOcr:
         out: Probs = np.asarray(self._interp.get_tensor(self._out_index))[0].astype(np.float32)
         return out
 
-    def restrict(self, chars: str, lead: str = "") -> None:
-        """Only decode ``chars`` (the configured countries' characters).
+    def restrict(self, groups: Sequence[tuple[str, str]]) -> None:
+        """Decode once per group of ``(chars, lead)``, e.g. one group per country.
 
-        ``lead``: characters every plate starts with (Chinese provinces when only Chinese
-        plates are expected); when the first one is missed, the most probable ``lead``
+        Only ``chars`` may appear in a group's reading, so a US plate is never read with a
+        Chinese character. ``lead``: characters every plate of the group starts with
+        (Chinese provinces); when the first one is missed, the most probable ``lead``
         character before the first decoded one is put back.
         """
-        keep = np.zeros(len(self.alphabet) + 1, np.float32)
-        keep[0] = 1.0
-        for i, c in enumerate(self.alphabet):
-            if c in chars:
-                keep[i + 1] = 1.0
-        self._mask = keep
-        self._lead = np.array([i + 1 for i, c in enumerate(self.alphabet) if c in lead], np.int64)
+        self._groups = []
+        for chars, lead in groups:
+            keep = np.zeros(len(self.alphabet) + 1, np.float32)
+            keep[0] = 1.0
+            for i, c in enumerate(self.alphabet):
+                if c in chars:
+                    keep[i + 1] = 1.0
+            # The missed-lead repair only when one country is configured: with several, a
+            # repaired reading would fit the Chinese format on any 6-character plate.
+            if len(groups) > 1:
+                lead = ""
+            idx = np.array([i + 1 for i, c in enumerate(self.alphabet) if c in lead], np.int64)
+            self._groups.append((keep, idx))
+        if not self._groups:
+            self._groups = [(None, np.zeros(0, np.int64))]
 
-    def _run(self, x: npt.NDArray[Any]) -> OcrResult:
-        probs = self.probs(x)
-        if self._mask is not None:
-            probs = probs * self._mask
+    def _decode_groups(self, raw: Probs) -> list[OcrResult]:
+        return [self._decode(raw if m is None else raw * m, lead) for m, lead in self._groups]
+
+    def _decode(self, probs: Probs, lead: npt.NDArray[np.int64]) -> OcrResult:
         result = ctc_decode(probs, self.alphabet)
-        lead = getattr(self, "_lead", None)
-        if (
-            lead is not None
-            and len(lead)
-            and result.text
-            and self.alphabet.find(result.text[0]) + 1 not in set(lead.tolist())
-        ):
+        missed_lead = (
+            len(lead) > 0
+            and len(result.text) in (6, 7)  # a Chinese plate (7 or 8) without its province
+            and self.alphabet.find(result.text[0]) + 1 not in lead
+        )
+        if missed_lead:
             first = int(np.argmax(probs.argmax(-1) != 0))
             if first > 0:
                 window = probs[:first][:, lead]
                 t, k = np.unravel_index(int(window.argmax()), window.shape)
                 ch = self.alphabet[int(lead[k]) - 1]
                 p = float(window[t, k])
+                confs = [p, *result.char_confidences]
                 result = OcrResult(
                     ch + result.text,
-                    result.confidence,
-                    [p, *result.char_confidences],
+                    float(np.prod(confs) ** (1.0 / len(confs))),
+                    confs,
                     [{ch: p}, *result.alternatives],
+                    result.path_score,
                 )
         return result
 
@@ -227,8 +248,11 @@ class FastPlateOcr:
         )
         self._input = self._sess.get_inputs()[0].name
 
-    def restrict(self, chars: str, lead: str = "") -> None:
+    def restrict(self, groups: Sequence[tuple[str, str]]) -> None:
         """Fixed-slot Latin models have nothing to restrict (their alphabet is A-Z0-9)."""
+
+    def read_candidates(self, crop: npt.NDArray[Any]) -> list[OcrResult]:
+        return [self.read(crop)]
 
     def read(self, crop: npt.NDArray[Any]) -> OcrResult:
         img = cv2.resize(crop, (self.width, self.height), interpolation=cv2.INTER_LINEAR)

@@ -72,11 +72,11 @@ class PlateReader:
         self.strict_formats = strict_formats
         self.roi = roi
         self.min_chars = min_chars
-        chars = "".join(
-            sorted({c for fs in self.formats.values() for f in fs for p in f.positions for c in p})
-        )
-        lead = CN_PROVINCES + "使领" if list(self.formats) == ["cn"] else ""
-        ocr.restrict(chars, lead)
+        groups = []
+        for country, fmts in self.formats.items():
+            chars = "".join(sorted({c for f in fmts for pos in f.positions for c in pos}))
+            groups.append((chars, CN_PROVINCES + "使领" if country == "cn" else ""))
+        ocr.restrict(groups)
 
     @classmethod
     def from_config(cls, cfg: PlatesConfig) -> PlateReader:
@@ -101,8 +101,13 @@ class PlateReader:
         if image.size == 0 or image.shape[0] < 6 or image.shape[1] < 12:
             return None
         crops = crop_variants(image) if variants else [image]
-        result = max((self.ocr.read(c) for c in crops), key=lambda r: r.confidence)
-        read = self._finish(result, image)
+        best: list[PlateRead] = []
+        for c in crops:
+            # Per crop: the country reading whose path is most probable; a reading that
+            # fits a configured format beats one that does not.
+            reads = [(self._finish(r, image), r.path_score) for r in self.ocr.read_candidates(c)]
+            best.append(max(reads, key=lambda rs: (rs[0].format is not None, rs[1]))[0])
+        read = max(best, key=lambda r: (r.format is not None, r.confidence))
         if box is not None:
             read.box = box
         else:
