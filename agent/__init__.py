@@ -1,4 +1,4 @@
-"""Outpost edge agent: the daemon core (config, events, outbox, MQTT link, commands, control socket).
+"""Outpost edge agent: the daemon core (config, events, outbox, link, commands, control).
 
 Drivers live in ``drivers/``; installer tools in ``provisioning/``.
 """

@@ -60,7 +60,8 @@ class CommandRegistry:
             spec = self._specs.get(name)
         try:
             if spec is None:
-                raise CommandError(f"unknown {self._kind} {name!r}; known: {', '.join(self.names())}")
+                known = ", ".join(self.names())
+                raise CommandError(f"unknown {self._kind} {name!r}; known: {known}")
             args = parse_payload(payload)
             result = spec.handler(args)
         except CommandError as exc:

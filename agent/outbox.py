@@ -247,6 +247,10 @@ class Outbox:
 
         return self._run_job(bump)
 
+    def sync(self) -> None:
+        """Return once every ``ack()`` made before this call is committed."""
+        self._run_job(lambda: 0)
+
     def _run_job(self, fn: Any) -> int:
         job = _Job(fn, Future())
         with self._lock:
