@@ -217,6 +217,9 @@ class Link:
                 if self._session(broker):
                     attempt = 0
                     continue
+            except OSError as exc:  # refused, unreachable, TLS handshake failed
+                log.warning("cannot connect to %s: %s", broker.url, exc)
+                self.stats["last_error"] = f"{type(exc).__name__}: {exc}"
             except Exception as exc:  # nothing may kill the link thread
                 log.exception("link session with %s failed", broker.url)
                 self.stats["last_error"] = f"{type(exc).__name__}: {exc}"
@@ -370,8 +373,10 @@ class Link:
                         break
                 if cls is not Priority.ALARM and self._backlog_inflight >= window:
                     break
-                self._publish(client, buf.popleft())
-        if len(self._acked) >= 256:
+                if not self._publish(client, buf.popleft()):
+                    return  # the connection is gone; the session loop notices and ends
+        # Batch deletes while the backlog drains; flush at once when the link goes idle.
+        if len(self._acked) >= 256 or (self._acked and not self._inflight):
             self._flush_acks()
 
     def _refill(self, cls: Priority) -> bool:
@@ -385,7 +390,7 @@ class Link:
         self._buffers[cls].extend(rows)
         return True
 
-    def _publish(self, client: mqtt.Client, item: Pending) -> None:
+    def _publish(self, client: mqtt.Client, item: Pending) -> bool:
         props = None
         if self.v5:
             props = Properties(PacketTypes.PUBLISH)
@@ -396,11 +401,12 @@ class Link:
             # Not sent; put it back so order holds and it goes out after reconnect.
             self._buffers[item.cls].appendleft(item)
             self._lost = True
-            return
+            return False
         self._inflight[info.mid] = item
         if item.cls is not Priority.ALARM:
             self._backlog_inflight += 1
         self.stats["published"] += 1
+        return True
 
     def _flush_acks(self) -> None:
         if self._acked:

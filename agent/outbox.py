@@ -32,7 +32,9 @@ EVICTION_ORDER = (Priority.TELEMETRY, Priority.VISION)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
-    rowid     INTEGER PRIMARY KEY,
+    -- AUTOINCREMENT: a rowid is never reused, even when the table empties, so the
+    -- link's per-class cursor can never skip a new event.
+    rowid     INTEGER PRIMARY KEY AUTOINCREMENT,
     cls       INTEGER NOT NULL,
     id        TEXT NOT NULL,
     type      TEXT NOT NULL,
