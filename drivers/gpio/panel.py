@@ -155,6 +155,7 @@ class AlarmPanel:
             0,
         )
         self.feedback = TapFeedback(self._queue.put)
+        self.started = False
 
     # Component ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -183,17 +184,20 @@ class AlarmPanel:
         self._refresh_outputs(now)
         self._thread = threading.Thread(target=self._run, name="gpio-panel", daemon=True)
         self._thread.start()
+        self.started = True
 
     def stop(self) -> None:
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(timeout=5)
             self._thread = None
+        self.started = False
         self._close_devices()
 
     def status(self) -> dict[str, Any]:
         now = self._clock()
         out: dict[str, Any] = {
+            "started": self.started,
             "pin_factory": type(self.pin_factory).__name__ if self.pin_factory else None,
             "link_up": self._link_up,
             "led": self.led_state.value,
@@ -268,6 +272,8 @@ class AlarmPanel:
         parser.add_argument("button")
         parser.add_argument("--hold", type=float, default=None)
         ns = parser.parse_args(argv)
+        if not self.started:
+            raise CommandError("the GPIO panel is not started yet; try again in a moment")
         button = self.buttons.get(ns.button)
         if button is None:
             known = ", ".join(self.buttons) or "none configured"
