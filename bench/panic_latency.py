@@ -4,7 +4,8 @@
 
 Presses a MockFactory panic button (real gpiozero device, ``drive_low``) ``--presses`` times
 and times each ``alarm.panic`` from the pin edge to (a) ``sink.emit`` returning (on disk) and
-(b) the broker's PUBACK as the link reports it (``Outbox.ack``), first with an idle outbox,
+(b) the broker's PUBACK as the link reports it (``agent.link``'s ``on_published`` hook; the
+bench's own stand-in publisher where ``agent.link`` is missing), first with an idle outbox,
 then while a ``--backlog``-event telemetry backlog drains. The same-run baseline is the bare
 path: ``Outbox.put("alarm.panic")`` → PUBACK with no GPIO in front, so the ratio shows what
 the GPIO side adds. The button uses ``min_press_ms = 0`` (fires on the first edge): with the
@@ -90,9 +91,16 @@ class TimedOutbox(Outbox):
             for rowid in rowids:
                 event_id = self.rowid_to_id.pop(rowid, None)
                 if event_id is not None:
-                    self.acked_at[event_id] = now
+                    self.acked_at.setdefault(event_id, now)
             self.cond.notify_all()
         super().ack(rowids)
+
+    def mark_acked(self, event_id: str) -> None:
+        """The link's PUBACK hook (``agent.link``'s ``on_published``); acks may be batched."""
+        now = time.perf_counter()
+        with self.cond:
+            self.acked_at.setdefault(event_id, now)
+            self.cond.notify_all()
 
     def wait_acked(self, event_id: str, timeout: float = 10.0) -> float | None:
         with self.cond:
@@ -294,9 +302,43 @@ def fill_backlog(outbox: Outbox, n: int) -> float:
     return time.perf_counter() - t0
 
 
-def start_link(outbox: Outbox, port: int) -> tuple[Any, str]:
+class AgentLink:
+    """``agent.link.Link`` with PUBACKs timed through its ``on_published`` hook."""
+
+    def __init__(self, outbox: TimedOutbox, port: int) -> None:
+        from agent.config import Settings
+        from agent.events import uuid7
+        from agent.link import Link
+
+        settings = Settings(
+            device={"id": "bench-box"},
+            mqtt={"urls": [f"mqtt://127.0.0.1:{port}"], "client_id": f"bench-{uuid7()[-12:]}"},
+        )
+        self.link = Link(
+            settings,
+            outbox,
+            boot_id=uuid7(),
+            boot_count=1,
+            on_published=lambda item: outbox.mark_acked(item.id),
+        )
+        self.link.start()
+        deadline = time.monotonic() + 10
+        while not self.link.connected:
+            if time.monotonic() > deadline:
+                raise RuntimeError("agent.link did not connect within 10 s")
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        self.link.stop(flush_timeout=0.5)
+
+
+def start_link(outbox: TimedOutbox, port: int) -> tuple[Any, str]:
     """The agent's own link when it exists, else the bench's stand-in."""
-    return StandInLink(outbox, port), "bench stand-in (agent.link not available)"
+    try:
+        import agent.link  # noqa: F401
+    except ImportError:
+        return StandInLink(outbox, port), "bench stand-in (agent.link not available)"
+    return AgentLink(outbox, port), "agent.link.Link"
 
 
 def bare_once(outbox: TimedOutbox) -> float:
