@@ -127,6 +127,7 @@ class Agent:
         threading.Thread(target=self._command_worker, name="commands", daemon=True).start()
         for spec in BUILDERS:
             self.components.extend(self._build(spec))
+        self._connect_tap_feedback()
         for comp in self.components:
             try:
                 comp.start()
@@ -140,6 +141,17 @@ class Agent:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def _connect_tap_feedback(self) -> None:
+        """Patrol taps beep and blink through the GPIO panel's buzzer and LED, when both exist."""
+        feedback = next((getattr(c, "feedback") for c in self.components
+                         if hasattr(c, "feedback")), None)
+        if feedback is None:
+            return
+        for comp in self.components:
+            set_feedback = getattr(comp, "set_feedback", None)
+            if callable(set_feedback):
+                set_feedback(feedback)
 
     def shutdown(self) -> None:
         sdnotify.stopping("flushing outbox")
