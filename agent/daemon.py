@@ -252,7 +252,8 @@ class Agent:
             if not reply.topic:
                 continue  # a retained config push: nobody waits for an answer
             answer["command"] = name
-            if reply.correlation is not None and self.settings.mqtt.protocol != "5":
+            if reply.correlation is not None:
+                # Also in the payload, for 3.1.1 consumers that cannot see the property.
                 answer["correlation_id"] = reply.correlation.decode("utf-8", "replace")
             self.link.send(reply.topic, json.dumps(answer, default=str).encode(),
                            correlation=reply.correlation)
@@ -274,6 +275,13 @@ class Agent:
         c.register("outbox-stats", lambda req: {"ok": True, "status": self.status()})
         c.register("outbox-list", self._op_outbox_list)
         c.register("outbox-purge", self._op_outbox_purge)
+        self.ctx.commands.register(
+            "ping", lambda args: {"pong": True, "device_id": self.settings.device.id,
+                                  "uptime_s": round(time.time() - self.started, 1)},
+            description="liveness check from the centre",
+        )
+        self.ctx.commands.register("status", lambda args: self.status(),
+                                   description="the same report as `outpost status --json`")
         self.ctx.simulators.register("event", _simulate_event(self.sink),
                                      description="event TYPE [--data JSON] [--priority CLASS]")
 
