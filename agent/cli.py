@@ -7,6 +7,7 @@ Every subcommand prints plain words (or ``--json``) and exits with a documented 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -237,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_diagnostics(sub: Any, add: Any) -> None:
     """Field diagnostics (doctor, test-publish, support-bundle) live in agent.diagnostics."""
     try:
-        from agent import diagnostics
+        diagnostics = importlib.import_module("agent.diagnostics")
     except ImportError:
         return
     diagnostics.add_commands(add)

@@ -122,7 +122,8 @@ class ControlServer:
         op = req.get("op")
         handler = self._ops.get(op) if isinstance(op, str) else None
         if handler is None:
-            return {"ok": False, "error": f"unknown op {op!r}; known: {', '.join(sorted(self._ops))}"}
+            known = ", ".join(sorted(self._ops))
+            return {"ok": False, "error": f"unknown op {op!r}; known: {known}"}
         try:
             return handler(req)
         except Exception as exc:
@@ -176,10 +177,14 @@ def _connect(path: Path, timeout: float | None) -> Iterator[socket.socket]:
         sock.connect(str(path))
     except FileNotFoundError:
         sock.close()
-        raise ControlError(f"no agent control socket at {path}: is `outpost run` running?") from None
+        raise ControlError(
+            f"no agent control socket at {path}: is `outpost run` running?"
+        ) from None
     except PermissionError:
         sock.close()
-        raise ControlError(f"permission denied on {path}: run as the agent's user or root") from None
+        raise ControlError(
+            f"permission denied on {path}: run as the agent's user or root"
+        ) from None
     except ConnectionRefusedError:
         sock.close()
         raise ControlError(f"the agent is not answering on {path} (stale socket?)") from None

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Mapping
 from types import FrameType
-from typing import Any
+from typing import Any, ClassVar
 
 from agent import __version__, sdnotify
 from agent.commands import CommandRegistry
@@ -144,7 +144,7 @@ class Agent:
 
     def _connect_tap_feedback(self) -> None:
         """Patrol taps beep and blink through the GPIO panel's buzzer and LED, when both exist."""
-        feedback = next((getattr(c, "feedback") for c in self.components
+        feedback = next((getattr(c, "feedback", None) for c in self.components
                          if hasattr(c, "feedback")), None)
         if feedback is None:
             return
@@ -334,7 +334,9 @@ def setup_logging(level: str) -> None:
     if "JOURNAL_STREAM" in os.environ:
         handler.setFormatter(_JournalFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+        )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -343,7 +345,7 @@ def setup_logging(level: str) -> None:
 class _JournalFormatter(logging.Formatter):
     """sd-daemon priority prefixes (<3> error … <7> debug) so journald keeps levels."""
 
-    _LEVELS = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
+    _LEVELS: ClassVar[dict[int, int]] = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
                logging.CRITICAL: 2}
 
     def format(self, record: logging.LogRecord) -> str:

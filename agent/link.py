@@ -227,7 +227,8 @@ class Link:
             if self._stop.is_set():
                 break
             self._broker_index += 1  # fail over to the next URL
-            delay = backoff_delay(attempt, self.cfg.backoff_min_s, self.cfg.backoff_max_s, self._rng)
+            delay = backoff_delay(attempt, self.cfg.backoff_min_s, self.cfg.backoff_max_s,
+                                  self._rng)
             attempt += 1
             log.info("reconnecting in %.2fs (attempt %d)", delay, attempt)
             self._stop.wait(delay)
@@ -368,9 +369,8 @@ class Link:
             buf = self._buffers[cls]
             limit = window + ALARM_RESERVE if cls is Priority.ALARM else window
             while len(self._inflight) < limit:
-                if not buf:
-                    if not self._refill(cls):
-                        break
+                if not buf and not self._refill(cls):
+                    break
                 if cls is not Priority.ALARM and self._backlog_inflight >= window:
                     break
                 if not self._publish(client, buf.popleft()):
@@ -483,15 +483,16 @@ class Link:
         _, kind, name = levels
         if kind == "config":
             if msg.payload:
-                self._on_command(name, msg.payload, Reply("", None))
+                self._on_command(name, bytes(msg.payload), Reply("", None))
             return
         props = getattr(msg, "properties", None)
         reply_topic = getattr(props, "ResponseTopic", None) if props else None
         correlation = getattr(props, "CorrelationData", None) if props else None
         if not reply_topic:
             # MQTT 3.1.1 fallback: the request may name them in its JSON payload.
-            reply_topic, correlation = _fallback_reply(msg.payload, self.topics.reply(name))
-        self._on_command(name, msg.payload, Reply(reply_topic, correlation))
+            reply_topic, correlation = _fallback_reply(bytes(msg.payload),
+                                                       self.topics.reply(name))
+        self._on_command(name, bytes(msg.payload), Reply(reply_topic, correlation))
 
 
 def _fallback_reply(payload: bytes, default_topic: str) -> tuple[str, bytes | None]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import Settings, load_settings
-from agent.events import Event, Priority
+from agent.events import Event
 from agent.link import Link
 from agent.outbox import Outbox
 from tests.fixtures.agent import AgentProcess, base_config
@@ -99,7 +99,7 @@ def test_sigkill_during_burst_loses_nothing_returned(tmp_path: Path,
         agent.start()
         stop = threading.Event()
 
-        def burst() -> None:
+        def burst(stop: threading.Event = stop, round_no: int = round_no) -> None:
             n = 0
             while not stop.is_set():
                 try:
