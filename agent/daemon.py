@@ -345,8 +345,10 @@ def setup_logging(level: str) -> None:
 class _JournalFormatter(logging.Formatter):
     """sd-daemon priority prefixes (<3> error … <7> debug) so journald keeps levels."""
 
-    _LEVELS: ClassVar[dict[int, int]] = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
-               logging.CRITICAL: 2}
+    _LEVELS: ClassVar[dict[int, int]] = {
+        logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
+        logging.CRITICAL: 2,
+    }
 
     def format(self, record: logging.LogRecord) -> str:
         prio = self._LEVELS.get(record.levelno, 6)
