@@ -6,8 +6,6 @@ import time
 import uuid
 from pathlib import Path
 
-import pytest
-
 from agent.config import load_settings
 from tests.fixtures.agent import AgentProcess, base_config
 from tests.fixtures.broker import Mosquitto
@@ -61,12 +59,6 @@ def _start(agent: AgentProcess) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.xfail(
-    reason="2026-11-24: after mosquitto.stop()/start() the fixture Subscriber receives nothing "
-    "although the link reports every message acked; tests/core/test_delivery.py::"
-    "test_outbox_holds_events_while_broker_down_then_drains fails the same way",
-    strict=False,
-)
 def test_alarm_raised_while_broker_down_is_delivered_first(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
