@@ -357,6 +357,9 @@ class _JournalFormatter(logging.Formatter):
 
 def run_daemon(settings: Settings) -> int:
     setup_logging(settings.log.level)
+    # Threads hand the GIL over every 1 ms instead of 5: an alarm crosses several threads
+    # (driver, outbox writer, link) and must not wait 5 ms at each while a backlog drains.
+    sys.setswitchinterval(0.001)
     agent = Agent(settings)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -77,6 +77,10 @@ class _Job:
     future: Future[int]
 
 
+def _is_alarm(req: _Request | _Job) -> bool:
+    return isinstance(req, _Request) and req.priority is Priority.ALARM
+
+
 @dataclass(frozen=True, slots=True)
 class ClassStats:
     depth: int
@@ -126,6 +130,7 @@ class Outbox:
         self._requests: deque[_Request | _Job] = deque()
         self._urgent = False
         self._dirty_counters = False
+        self._commits_since_checkpoint = 0
         self._acks: list[int] = []
         self._listeners: list[Any] = []
         self._closed = False
@@ -279,7 +284,7 @@ class Outbox:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         if not readonly:
-            db.execute("PRAGMA wal_autocheckpoint=1000")
+            db.execute("PRAGMA wal_autocheckpoint=0")  # see _checkpoint()
         return db
 
     def _meta_get(self, key: str, default: int) -> int:
@@ -302,13 +307,18 @@ class Outbox:
                 self._urgent = False
                 acks = self._acks
                 self._acks = []
-            try:
-                self._commit(batch, acks)
-            except Exception as exc:
-                log.exception("outbox commit failed")
-                for req in batch:  # nothing of this batch is on disk: every producer hears so
-                    if not req.future.done():
-                        req.future.set_exception(OutboxError(f"could not persist event: {exc}"))
+            urgent = [r for r in batch if _is_alarm(r)]
+            if urgent and (len(urgent) < len(batch) or acks):
+                # An alarm gets a small transaction of its own, ahead of the batch's bulk
+                # inserts and the link's ack deletes, so its fsync is short. Jobs stay with
+                # the acks: sync() must see the acks made before it.
+                rest = [r for r in batch if not _is_alarm(r)]
+                self._commit_or_fail(urgent, [])
+                self._commit_or_fail(rest, acks)
+            else:
+                self._commit_or_fail(batch, acks)
+            if not self._urgent:
+                self._checkpoint()
             now = time.monotonic()
             if self.ttl_s and now - last_expiry > 60.0:
                 last_expiry = now
@@ -317,6 +327,32 @@ class Outbox:
                 except Exception:
                     log.exception("outbox expiry failed")
         self._db.close()
+
+    def _commit_or_fail(self, batch: list[_Request | _Job], acks: list[int]) -> None:
+        if not batch and not acks:
+            return
+        try:
+            self._commit(batch, acks)
+        except Exception as exc:
+            log.exception("outbox commit failed")
+            for req in batch:  # nothing of this batch is on disk: every producer hears so
+                if not req.future.done():
+                    req.future.set_exception(OutboxError(f"could not persist event: {exc}"))
+
+    def _checkpoint(self) -> None:
+        """Fold the WAL back into the database between commits, never inside an alarm's.
+
+        Automatic checkpoints are off: SQLite would run one inside whichever commit crosses
+        the threshold, and that may be an alarm's.
+        """
+        self._commits_since_checkpoint += 1
+        if self._commits_since_checkpoint < 50:
+            return
+        self._commits_since_checkpoint = 0
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error:
+            log.warning("outbox checkpoint failed", exc_info=True)
 
     def _commit(self, batch: list[_Request | _Job], acks: list[int]) -> None:
         db = self._db
