@@ -288,6 +288,9 @@ class Link:
                 self.stats["last_error"] = "no CONNACK in time"
                 break
             if self._connected:
+                # While an alarm is being committed, stand aside: the backlog must not hold
+                # the GIL the outbox writer needs. The alarm goes out first right after.
+                self.outbox.wait_alarm_idle(0.05)
                 self._pump()
             sock = client.socket()
             if sock is None:

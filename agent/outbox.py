@@ -129,6 +129,10 @@ class Outbox:
         self._wake = threading.Condition(self._lock)
         self._requests: deque[_Request | _Job] = deque()
         self._urgent = False
+        # Clear while an alarm is queued or being committed; the link waits on it instead
+        # of competing with the writer for the GIL (see Link._session).
+        self._alarm_idle = threading.Event()
+        self._alarm_idle.set()
         self._dirty_counters = False
         self._commits_since_checkpoint = 0
         self._acks: list[int] = []
@@ -169,8 +173,13 @@ class Outbox:
             self._requests.append(req)
             if cls is Priority.ALARM:
                 self._urgent = True
+                self._alarm_idle.clear()
             self._wake.notify_all()
         return fut
+
+    def wait_alarm_idle(self, timeout: float) -> bool:
+        """Block while an alarm is being made durable (at most ``timeout`` seconds)."""
+        return self._alarm_idle.wait(timeout)
 
     # Make an Outbox usable directly as an EventSink.
     emit = put
@@ -314,9 +323,11 @@ class Outbox:
                 # the acks: sync() must see the acks made before it.
                 rest = [r for r in batch if not _is_alarm(r)]
                 self._commit_or_fail(urgent, [])
+                self._alarm_committed()
                 self._commit_or_fail(rest, acks)
             else:
                 self._commit_or_fail(batch, acks)
+                self._alarm_committed()
             if not self._urgent:
                 self._checkpoint()
             now = time.monotonic()
@@ -338,6 +349,11 @@ class Outbox:
             for req in batch:  # nothing of this batch is on disk: every producer hears so
                 if not req.future.done():
                     req.future.set_exception(OutboxError(f"could not persist event: {exc}"))
+
+    def _alarm_committed(self) -> None:
+        with self._lock:
+            if not any(_is_alarm(r) for r in self._requests):
+                self._alarm_idle.set()
 
     def _checkpoint(self) -> None:
         """Fold the WAL back into the database between commits, never inside an alarm's.
