@@ -134,12 +134,15 @@ class Outbox:
         self._alarm_idle = threading.Event()
         self._alarm_idle.set()
         self._dirty_counters = False
-        self._commits_since_checkpoint = 0
+        self._checkpoint_stop = threading.Event()
         self._acks: list[int] = []
         self._listeners: list[Any] = []
         self._closed = False
         self._writer = threading.Thread(target=self._write_loop, name="outbox-writer", daemon=True)
         self._writer.start()
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop,
+                                              name="outbox-checkpoint", daemon=True)
+        self._checkpointer.start()
 
     # -- producer side ----------------------------------------------------------------
     def put(
@@ -285,6 +288,8 @@ class Outbox:
             self._closed = True
             self._wake.notify_all()
         self._writer.join(timeout)
+        self._checkpoint_stop.set()
+        self._checkpointer.join(timeout)
         self._reader.close()
 
     # -- writer thread ----------------------------------------------------------------
@@ -328,8 +333,6 @@ class Outbox:
             else:
                 self._commit_or_fail(batch, acks)
                 self._alarm_committed()
-            if not self._urgent:
-                self._checkpoint()
             now = time.monotonic()
             if self.ttl_s and now - last_expiry > 60.0:
                 last_expiry = now
@@ -355,20 +358,23 @@ class Outbox:
             if not any(_is_alarm(r) for r in self._requests):
                 self._alarm_idle.set()
 
-    def _checkpoint(self) -> None:
-        """Fold the WAL back into the database between commits, never inside an alarm's.
+    def _checkpoint_loop(self) -> None:
+        """Fold the WAL back into the database from a connection of its own, every second.
 
         Automatic checkpoints are off: SQLite would run one inside whichever commit crosses
-        the threshold, and that may be an alarm's.
+        the threshold, and that may be an alarm's. A PASSIVE checkpoint here never blocks
+        the writer, and SQLite releases the GIL while it copies pages.
         """
-        self._commits_since_checkpoint += 1
-        if self._commits_since_checkpoint < 50:
-            return
-        self._commits_since_checkpoint = 0
+        db = self._connect(readonly=True)
         try:
-            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        except sqlite3.Error:
-            log.warning("outbox checkpoint failed", exc_info=True)
+            while not self._checkpoint_stop.wait(1.0):
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:
+                    log.warning("outbox checkpoint failed", exc_info=True)
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            db.close()
 
     def _commit(self, batch: list[_Request | _Job], acks: list[int]) -> None:
         db = self._db
