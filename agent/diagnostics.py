@@ -143,7 +143,7 @@ def _load(path: str) -> tuple[Settings | None, Check]:
         s = load_settings(path)
     except ConfigError as exc:
         first = str(exc).splitlines()
-        detail = "; ".join(x.strip() for x in first[:4])
+        detail = " ".join(x.strip() for x in first[:4])
         return None, Check(
             "config",
             "config valid",
@@ -531,9 +531,19 @@ def check_models(s: Settings) -> list[Check]:
         out.append(_model_check(model_dir, s.vision.detector.model, "vision"))
     if s.plates.enabled:
         ocr = s.plates.ocr
-        name = getattr(ocr, "model", None)
-        if name:
-            out.append(_model_check(Path(s.plates.model_dir), str(name), "plates"))
+        if ocr.type == "outpost":
+            out.append(_model_check(Path(s.plates.model_dir), ocr.model, "plates"))
+        else:
+            ok = Path(ocr.path).is_file()
+            out.append(
+                Check(
+                    "models",
+                    "plates model (fast-plate-ocr)",
+                    OK if ok else FAIL,
+                    f"{ocr.path}" + (" present" if ok else " missing"),
+                    "" if ok else "install the .onnx file named in plates.ocr.path",
+                )
+            )
     if not out:
         out.append(Check("models", "models", OK, "no model in use (vision and plates off)"))
     return out
