@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
+from paho.mqtt.properties import Properties, VariableByteIntegers, writeUTF
 
 from agent import __version__
 from agent.config import Settings
@@ -40,6 +40,33 @@ ALARM_RESERVE = 16
 _FETCH_BATCH = 512
 
 CommandHandler = Callable[[str, bytes, "Reply"], None]
+
+
+class _EventIdProperties(Properties):
+    """PUBLISH properties carrying only the ``event_id`` user property, serialised once.
+
+    paho's ``Properties`` rebuilds its name tables in ``__init__`` and rescans them on every
+    attribute set and ``pack()``: at backlog rates that costs more than the socket I/O
+    (bench/drain.py). Instances are copied from one template and pack to precomputed bytes;
+    they remain ordinary ``Properties`` for anything that inspects them.
+    """
+
+    _packed: bytes
+
+    @classmethod
+    def for_event(cls, event_id: str) -> _EventIdProperties:
+        props = cls.__new__(cls)
+        props.__dict__.update(_EVENT_ID_TEMPLATE.__dict__)
+        body = b"\x26" + writeUTF("event_id") + writeUTF(event_id)  # 0x26: User Property
+        props.__dict__["UserProperty"] = [("event_id", event_id)]
+        props.__dict__["_packed"] = VariableByteIntegers.encode(len(body)) + body
+        return props
+
+    def pack(self) -> bytes:
+        return self._packed
+
+
+_EVENT_ID_TEMPLATE = Properties(PacketTypes.PUBLISH)
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,8 +423,7 @@ class Link:
     def _publish(self, client: mqtt.Client, item: Pending) -> bool:
         props = None
         if self.v5:
-            props = Properties(PacketTypes.PUBLISH)
-            props.UserProperty = [("event_id", item.id)]
+            props = _EventIdProperties.for_event(item.id)
         info = client.publish(self.topics.for_event(item.type), item.payload, qos=1,
                               properties=props)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
