@@ -28,7 +28,7 @@ from tests.fixtures.agent import AgentProcess, base_config
 from tests.fixtures.broker import Mosquitto, free_port
 
 pytest.importorskip("cryptography", reason="cryptography (provision extra)")
-from tests.diagnostics.pki import make_pki  # noqa: E402
+from tests.diagnostics.pki import make_pki
 
 
 def outpost(cfg: Path, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -131,7 +131,8 @@ def _tls_broker(tmp_path: Path, pki: Path) -> Mosquitto:
         tmp_path / "broker",
         port=free_port(),
         extra=(
-            f"cafile {pki / 'ca.crt'}\ncertfile {pki / 'server.crt'}\nkeyfile {pki / 'server.key'}\n"
+            f"cafile {pki / 'ca.crt'}\ncertfile {pki / 'server.crt'}\n"
+            f"keyfile {pki / 'server.key'}\n"
             "require_certificate true\nuse_identity_as_username true\n"
         ),
     )
@@ -219,7 +220,10 @@ def _models(d: Path, *, corrupt: bool) -> Path:
 @pytest.mark.parametrize("corrupt", [False, True])
 def test_model_hash(tmp_path: Path, mosquitto: Mosquitto, corrupt: bool) -> None:
     models = _models(tmp_path / "models", corrupt=corrupt)
-    plates = f'[plates]\nenabled = true\nmodel_dir = "{models}"\n[plates.ocr]\ntype = "outpost"\nmodel = "plate-test"\n'
+    plates = (
+        f'[plates]\nenabled = true\nmodel_dir = "{models}"\n'
+        '[plates.ocr]\ntype = "outpost"\nmodel = "plate-test"\n'
+    )
     cfg = config(tmp_path, mosquitto.url, plates=plates)
     _, checks = doctor(cfg)
     check = checks["plates model plate-test"]
