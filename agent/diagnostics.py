@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import errno
 import hashlib
 import io
 import json
@@ -171,7 +172,12 @@ def _cert_check(group: str, name: str, not_after: dt.datetime, subject: str) -> 
         if days < 0
         else f"{subject}: expires in {days} days ({not_after.date()})"
     )
-    hint = "" if res == OK else "renew the certificate: outpost provision renew (or re-enrol)"
+    if res == OK:
+        hint = ""
+    elif name == "server certificate":
+        hint = "the broker's certificate: ask the centre to renew it"
+    else:
+        hint = "renew it: outpost provision enrol (online) or import-bundle (offline)"
     return Check(group, name, res, detail, hint)
 
 
@@ -480,6 +486,9 @@ def _device_check(name: str, dev: str) -> Check:
         fd = os.open(dev, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
         os.close(fd)
     except OSError as exc:
+        if exc.errno == errno.EBUSY:
+            # The daemon holds the port exclusively: present and in use is what we want.
+            return Check("hardware", name, OK, f"{dev} present, in use by the agent")
         return Check(
             "hardware",
             name,
@@ -646,7 +655,7 @@ def check_service(s: Settings, status: dict[str, Any] | None) -> list[Check]:
                 "systemd watchdog",
                 WARN,
                 "outpost.service not installed",
-                "install the unit: outpost provision install",
+                "install systemd/outpost.service (docs/operations.md)",
             )
         )
     elif props.get("ActiveState") != "active":
@@ -897,7 +906,7 @@ def redacted_config(path: str) -> str:
 def recent_logs(s: Settings | None) -> str:
     if shutil.which("journalctl"):
         r = _run(["journalctl", "-u", "outpost", "-n", "2000", "--no-pager"], timeout=20)
-        if r:
+        if r and "-- No entries --" not in r[:200]:
             return r
     if s is not None:
         for cand in (s.device.state_dir / "agent.log", s.device.state_dir / "outpost.log"):

@@ -109,6 +109,7 @@ def test_support_bundle(tmp_path: Path, mosquitto: Mosquitto) -> None:
     assert b"hunter2-pass" not in everything
     assert b"PRIVATE KEY" not in everything and b"secretsecret" not in everything
     assert REDACTED.encode() in files["config.toml"]
+    assert b"agent" in files["logs.txt"]  # the daemon's log file (no journal here)
     assert json.loads(files["status.json"])["device_id"] == "test-box"
     assert any(c["name"] == "agent running" for c in json.loads(files["doctor.json"]))
     versions = json.loads(files["versions.json"])
