@@ -36,7 +36,9 @@ from urllib.parse import urlsplit
 from agent import __version__
 from agent.config import Settings, load_settings
 from agent.control import request
-from agent.errors import ConfigError, ControlError
+from agent.errors import ConfigError, ControlError, DriverFault
+from agent.vision.config import CameraConfig
+from agent.vision.models import verify_model
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 MARK = {OK: "✓", WARN: "!", FAIL: "✗"}
@@ -499,7 +501,7 @@ def _device_check(name: str, dev: str) -> Check:
     return Check("hardware", name, OK, f"{dev} present and readable")
 
 
-def _camera_check(cam: Any) -> Check:
+def _camera_check(cam: CameraConfig) -> Check:
     name = f"camera {cam.name}"
     if cam.kind == "rtsp":
         parts = urlsplit(cam.url or "")
@@ -521,15 +523,15 @@ def _camera_check(cam: Any) -> Check:
         if dev.isdigit():
             dev = f"/dev/video{dev}"
         return _device_check(name, dev)
-    if cam.file is None:
+    if cam.path is None:
         return Check("hardware", name, OK, "synthetic clip (simulated camera)")
-    ok = Path(cam.file).is_file()
+    ok = Path(cam.path).is_file()
     return Check(
         "hardware",
         name,
         OK if ok else FAIL,
-        f"file {cam.file}" + ("" if ok else " missing"),
-        "" if ok else "fix vision.cameras[].file",
+        f"file {cam.path}" + ("" if ok else " missing"),
+        "" if ok else "fix vision.cameras[].path",
     )
 
 
@@ -537,7 +539,28 @@ def check_models(s: Settings) -> list[Check]:
     out: list[Check] = []
     if s.vision.enabled and s.vision.detector.enabled:
         model_dir = s.vision.detector.model_dir or s.device.state_dir / "models"
-        out.append(_model_check(model_dir, s.vision.detector.model, "vision"))
+        name = s.vision.detector.model
+        try:
+            verified = verify_model(model_dir, name)
+        except DriverFault as exc:
+            out.append(
+                Check(
+                    "models",
+                    f"vision model {name}",
+                    FAIL,
+                    str(exc),
+                    "re-install the model files from the vendor",
+                )
+            )
+        else:
+            out.append(
+                Check(
+                    "models",
+                    f"vision model {name}",
+                    OK,
+                    f"{verified.path.name} sha256 ok, {len(verified.labels)} labels",
+                )
+            )
     if s.plates.enabled:
         ocr = s.plates.ocr
         if ocr.type == "outpost":

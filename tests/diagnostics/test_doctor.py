@@ -56,9 +56,11 @@ def config(
     extra: str = "",
     mqtt_extra: str = "",
     plates: str = "[plates]\nenabled = false",
+    vision: str = "[vision]\nenabled = false",
 ) -> Path:
     body = base_config(tmp_path / "state", url, extra=extra, mqtt_extra=mqtt_extra)
     body = body.replace("[plates]\nenabled = false", plates)
+    body = body.replace("[vision]\nenabled = false", vision)
     cfg = tmp_path / "agent.toml"
     cfg.write_text(body)
     return cfg
@@ -255,3 +257,36 @@ def test_outbox_nearly_full(tmp_path: Path, mosquitto: Mosquitto) -> None:
     head = checks["outbox headroom"]
     assert head.result in (WARN, FAIL) and "from outbox file" in head.detail
     assert checks["agent running"].result == FAIL
+
+
+def test_cameras_and_vision_model(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    models = tmp_path / "vmodels"
+    models.mkdir()
+    (models / "det.tflite").write_bytes(b"detector bytes")
+    (models / "labels.txt").write_text("person\ncar\n")
+    entry = {
+        "name": "det",
+        "file": "det.tflite",
+        "sha256": hashlib.sha256(b"other bytes").hexdigest(),
+        "input": {"width": 300, "height": 300},
+        "outputs": "ssd_postprocess",
+        "labels": "labels.txt",
+        "licence": "test",
+    }
+    (models / "manifest.json").write_text(json.dumps({"models": [entry]}))
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"\0")
+    vision = (
+        f'[vision]\nenabled = true\n[vision.detector]\nmodel_dir = "{models}"\nmodel = "det"\n'
+        f'[[vision.cameras]]\nname = "gate"\nkind = "rtsp"\nurl = "rtsp://127.0.0.1:{free_port()}/s"\n'
+        f'[[vision.cameras]]\nname = "yard"\nkind = "file"\npath = "{clip}"\n'
+        f'[[vision.cameras]]\nname = "lane"\nkind = "file"\npath = "{tmp_path / "none.mp4"}"\n'
+    )
+    cfg = config(tmp_path, mosquitto.url, vision=vision)
+    rc, checks = doctor(cfg)
+    assert rc == EXIT_FAIL
+    assert checks["camera gate"].result == FAIL and "rtsp 127.0.0.1" in checks["camera gate"].detail
+    assert checks["camera yard"].result == OK
+    assert checks["camera lane"].result == FAIL and "missing" in checks["camera lane"].detail
+    det = checks["vision model det"]
+    assert det.result == FAIL and "corrupt" in det.detail
