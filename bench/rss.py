@@ -6,7 +6,7 @@ telemetry events through the control socket (``simulate event device.sample --co
 restarts the broker, waits until the outbox depth is 0 and reads VmRSS again. Goals: idle
 <= 60 MB, growth <= 5 MB. Baseline: RSS of a bare ``python -c`` importing paho and sqlite3.
 
-    .venv/bin/python bench/rss.py [--events 20000] [--chunk 5000] [--settle-s 10]
+    .venv/bin/python bench/rss.py [--events 20000] [--chunk 5000] [--settle-s 10] [--core-only]
 """
 
 from __future__ import annotations
@@ -33,11 +33,15 @@ def rss_mb(pid: int) -> float:
     return int(m.group(1)) / 1024
 
 
-def sim_config(tmp: Path, port: int) -> Path:
+def sim_config(tmp: Path, port: int, core_only: bool = False) -> Path:
     text = (ROOT / "examples" / "sim.toml").read_text()
     text = text.replace('state_dir = "var/sim"', f'state_dir = "{tmp / "state"}"')
     text = text.replace("mqtt://127.0.0.1:1883", f"mqtt://127.0.0.1:{port}")
     text = text.replace('level = "info"', 'level = "warning"')
+    if core_only:
+        # Without the camera and plate reader: what the core (outbox, link, control, GPIO,
+        # patrol) costs, separately from OpenCV, numpy and the TFLite runtime.
+        text = text.split("# --- A camera")[0] + "\n[plates]\nenabled = false\n"
     path = tmp / "sim.toml"
     path.write_text(text)
     return path
@@ -53,6 +57,9 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=20_000)
     ap.add_argument("--chunk", type=int, default=5_000)
     ap.add_argument("--settle-s", type=float, default=10.0)
+    ap.add_argument(
+        "--core-only", action="store_true", help="sim profile without camera and plate reader"
+    )
     args = ap.parse_args()
     base = subprocess.run(
         [
@@ -72,7 +79,7 @@ def main() -> None:
         tmp = Path(d)
         broker = Mosquitto(tmp / "broker", persistence=False)
         broker.start()
-        conf = sim_config(tmp, broker.port)
+        conf = sim_config(tmp, broker.port, args.core_only)
         sock = tmp / "state" / "control.sock"
         agent = subprocess.Popen(
             [sys.executable, "-m", "agent.cli", "--config", str(conf), "run"],
@@ -89,9 +96,10 @@ def main() -> None:
                     time.sleep(0.2)
             time.sleep(args.settle_s)
             idle = rss_mb(agent.pid)
+            profile = "sim profile, core only" if args.core_only else "sim profile"
             print(f"baseline: bare python + paho/sqlite3/pydantic imports: {base_mb:.1f} MB")
             print(
-                f"agent idle RSS (sim profile, {args.settle_s:.0f}s settle): {idle:.1f} MB "
+                f"agent idle RSS ({profile}, {args.settle_s:.0f}s settle): {idle:.1f} MB "
                 f"(goal <= 60 MB; {idle / base_mb:.2f}x bare interpreter)"
             )
 
