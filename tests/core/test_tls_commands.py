@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import json
 import time
 import uuid
@@ -20,46 +18,15 @@ from tests.fixtures.agent import AgentProcess, base_config
 from tests.fixtures.broker import Mosquitto, free_port
 from tests.fixtures.subscriber import Subscriber
 
-x509 = pytest.importorskip("cryptography.x509", reason="cryptography (provision extra)")
-from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
-from cryptography.x509.oid import NameOID  # noqa: E402
-
-
-def _cert(name: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name | None,
-          issuer_key: ec.EllipticCurvePrivateKey | None, *, ca: bool = False,
-          ip: str | None = None) -> x509.Certificate:
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    b = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer or subject)
-         .public_key(key.public_key()).serial_number(x509.random_serial_number())
-         .not_valid_before(now - dt.timedelta(minutes=5))
-         .not_valid_after(now + dt.timedelta(days=30))
-         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    if ip:
-        b = b.add_extension(x509.SubjectAlternativeName([x509.IPAddress(
-            ipaddress.ip_address(ip))]), critical=False)
-    return b.sign(issuer_key or key, hashes.SHA256())
-
-
-def _write(path: Path, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> None:
-    path.with_suffix(".crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    path.with_suffix(".key").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-    path.with_suffix(".key").chmod(0o600)
+pytest.importorskip("cryptography.x509", reason="cryptography (provision extra)")
+from tests.fixtures.pki import make_pki
 
 
 @pytest.fixture
 def pki(tmp_path: Path) -> Path:
     d = tmp_path / "pki"
     d.mkdir()
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = _cert("outpost test CA", ca_key, None, None, ca=True)
-    _write(d / "ca", ca, ca_key)
-    for name, ip in (("server", "127.0.0.1"), ("test-box", None), ("centre", None)):
-        key = ec.generate_private_key(ec.SECP256R1())
-        _write(d / name, _cert(name, key, ca.subject, ca_key, ip=ip), key)
+    make_pki(d, extra_clients=("centre",))
     return d
 
 

@@ -28,7 +28,7 @@ from tests.fixtures.agent import AgentProcess, base_config
 from tests.fixtures.broker import Mosquitto, free_port
 
 pytest.importorskip("cryptography", reason="cryptography (provision extra)")
-from tests.diagnostics.pki import make_pki
+from tests.fixtures.pki import make_pki
 
 
 def outpost(cfg: Path, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
