@@ -8,23 +8,27 @@ per track (after voting) and a ``plate.hit`` alarm when the plate is on the watc
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any
 
 from agent.errors import CommandError, DriverFault
 from agent.events import EventSink, Priority
-from agent.plates.config import PlatesConfig
-from agent.plates.localise import Box
-from agent.plates.reader import PlateReader
+from agent.plates.config import FastPlateOcrConfig, PlatesConfig
 from agent.plates.voting import PlateRead, TrackVoter, VotedPlate, from_message
 from agent.plates.watchlist import Watchlist, keyed_hash, load_or_create_key, parse_entries
 from agent.runtime import AgentContext, Component
+from agent.vision.models import sha256_file
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    from agent.plates.localise import Box
+    from agent.plates.reader import PlateReader
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +69,14 @@ class PlateComponent:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
+        # The model is checked here (manifest, file, hash) but loaded only when this process
+        # first reads a frame: cameras read plates in the vision worker, so the agent process
+        # normally never pays for the TFLite runtime, OpenCV and numpy.
         if self.cfg.enabled and self.reader is None:
             try:
-                self.reader = PlateReader.from_config(self.cfg)
+                check_model(self.cfg)
             except DriverFault as exc:
-                self.fault = str(exc)
-                log.error("plate reading disabled: %s", exc)
-                self.sink.emit(
-                    "device.fault", {"component": "plates", "fault": "model", "detail": str(exc)}
-                )
+                self._disable(exc)
         if self.watchlist.load_error:
             self.sink.emit(
                 "device.fault",
@@ -86,6 +89,23 @@ class PlateComponent:
         self._thread = threading.Thread(target=self._run, name="plates-voter", daemon=True)
         self._thread.start()
 
+    def _disable(self, exc: DriverFault) -> None:
+        self.fault = str(exc)
+        log.error("plate reading disabled: %s", exc)
+        self.sink.emit(
+            "device.fault", {"component": "plates", "fault": "model", "detail": str(exc)}
+        )
+
+    def _reader(self) -> PlateReader | None:
+        if self.reader is None and self.cfg.enabled and self.fault is None:
+            from agent.plates.reader import PlateReader
+
+            try:
+                self.reader = PlateReader.from_config(self.cfg)
+            except DriverFault as exc:
+                self._disable(exc)
+        return self.reader
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
@@ -97,9 +117,9 @@ class PlateComponent:
 
     def status(self) -> dict[str, Any]:
         return {
-            "enabled": self.reader is not None,
+            "enabled": self.cfg.enabled and self.fault is None,
             "fault": self.fault,
-            "ocr": getattr(self.reader.ocr, "name", None) if self.reader else None,
+            "ocr": ocr_name(self.cfg),
             "frames": self.frames,
             "reads": self.reads,
             "hits": self.hits,
@@ -133,7 +153,8 @@ class PlateComponent:
         per camera, the fixed-checkpoint-camera mode. ``media`` is a reference to the stored
         frame, copied into the event. Returns this frame's readings (before voting).
         """
-        if self.reader is None:
+        reader = self._reader()
+        if reader is None:
             return []
         self.frames += 1
         now = time.monotonic()
@@ -142,7 +163,7 @@ class PlateComponent:
             [(t, b) for t, b in vehicles] if vehicles else [(f"{camera or 'cam'}:roi", None)]
         )
         for track, box in jobs:
-            reads = self.reader.read_image(frame, [box] if box is not None else None)
+            reads = reader.read_image(frame, [box] if box is not None else None)
             with self._lock:
                 for r in reads:
                     tid = track if vehicles else self.voter.assign(track, r.text)
@@ -254,6 +275,36 @@ class PlateComponent:
             raise CommandError(f"usage: simulate plate TEXT [--camera NAME]: {exc}") from None
         self.submit(ns.text, ns.confidence, ns.camera)
         return {"text": ns.text, "hit": self.watchlist.match(ns.text) is not None}
+
+
+def ocr_name(cfg: PlatesConfig) -> str:
+    return "fast-plate-ocr" if isinstance(cfg.ocr, FastPlateOcrConfig) else cfg.ocr.model
+
+
+def check_model(cfg: PlatesConfig) -> None:
+    """Raise ``DriverFault`` unless the configured OCR model is present and intact."""
+    if isinstance(cfg.ocr, FastPlateOcrConfig):
+        if not Path(cfg.ocr.path).is_file():
+            raise DriverFault(f"fast-plate-ocr model {cfg.ocr.path} not found")
+        return
+    model_dir = Path(cfg.model_dir)
+    manifest = model_dir / "manifest.json"
+    try:
+        entries = {m["name"]: m for m in json.loads(manifest.read_text()).get("models", [])}
+    except FileNotFoundError:
+        raise DriverFault(f"model manifest {manifest} not found") from None
+    except (ValueError, AttributeError, KeyError, TypeError) as exc:
+        raise DriverFault(f"model manifest {manifest} is invalid: {exc}") from None
+    entry = entries.get(cfg.ocr.model)
+    if entry is None:
+        raise DriverFault(f"model {cfg.ocr.model!r} is not in {manifest}")
+    path = model_dir / str(entry.get("file", ""))
+    if not path.is_file():
+        raise DriverFault(f"model {cfg.ocr.model!r}: file {path} is missing")
+    if entry.get("sha256") and sha256_file(path) != entry["sha256"]:
+        raise DriverFault(
+            f"model {cfg.ocr.model!r}: {path} is corrupt (sha256 differs from the manifest)"
+        )
 
 
 def build(ctx: AgentContext) -> list[Component]:
