@@ -7,6 +7,7 @@ acknowledged that exact message, or by the documented eviction and TTL policies.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import sqlite3
 import threading
@@ -29,6 +30,12 @@ ROW_OVERHEAD = 64
 # Classes evicted when the disk cap is reached, in this order. Alarms and patrol records are
 # never evicted: an over-cap box keeps them and reports the overrun instead.
 EVICTION_ORDER = (Priority.TELEMETRY, Priority.VISION)
+
+# SQLite page cache per connection, KiB.
+CACHE_KIB = 256
+
+# After this many deliveries, an empty outbox returns the heap the backlog used.
+TRIM_AFTER = 10_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -75,6 +82,16 @@ class _Job:
 
     run: Any  # Callable[[], int]
     future: Future[int]
+
+
+def release_heap() -> bool:
+    """``malloc_trim(0)``: return freed heap pages to the OS. False off glibc."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    trim(0)
+    return True
 
 
 def _is_alarm(req: _Request | _Job) -> bool:
@@ -136,6 +153,7 @@ class Outbox:
         self._dirty_counters = False
         self._checkpoint_stop = threading.Event()
         self._acks: list[int] = []
+        self._delivered_since_trim = 0
         self._listeners: list[Any] = []
         self._closed = False
         self._writer = threading.Thread(target=self._write_loop, name="outbox-writer", daemon=True)
@@ -297,6 +315,9 @@ class Outbox:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
+        # The OS page cache holds the file anyway; a small SQLite cache per connection keeps
+        # the agent's memory flat after a large backlog was drained (default: 2 MB each).
+        db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         if not readonly:
             db.execute("PRAGMA wal_autocheckpoint=0")  # see _checkpoint()
         return db
@@ -372,9 +393,18 @@ class Outbox:
                     db.execute("PRAGMA wal_checkpoint(PASSIVE)")
                 except sqlite3.Error:
                     log.warning("outbox checkpoint failed", exc_info=True)
+                self._release_memory_after_drain()
             db.execute("PRAGMA wal_checkpoint(PASSIVE)")
         finally:
             db.close()
+
+    def _release_memory_after_drain(self) -> None:
+        """Once a backlog has drained, hand the heap it used back to the OS (glibc only)."""
+        with self._lock:
+            if self._delivered_since_trim < TRIM_AFTER or any(self._depth.values()):
+                return
+            self._delivered_since_trim = 0
+        release_heap()
 
     def _commit(self, batch: list[_Request | _Job], acks: list[int]) -> None:
         db = self._db
@@ -449,6 +479,7 @@ class Outbox:
                 self._depth[p] -= 1
                 self._bytes[p] -= size
             self._count("delivered", len(gone))
+            self._delivered_since_trim += len(gone)
 
     def _make_room(self, cls: Priority, size: int) -> bool:
         """Evict by class policy until ``size`` more bytes fit. False: the event must be dropped."""

@@ -38,6 +38,8 @@ def sim_config(tmp: Path, port: int, core_only: bool = False) -> Path:
     text = text.replace('state_dir = "var/sim"', f'state_dir = "{tmp / "state"}"')
     text = text.replace("mqtt://127.0.0.1:1883", f"mqtt://127.0.0.1:{port}")
     text = text.replace('level = "info"', 'level = "warning"')
+    # Room for a 1M-event outage without evicting telemetry: every event must be delivered.
+    text = text.replace("[health]", "[outbox]\nmax_bytes = 2_000_000_000\n\n[health]", 1)
     if core_only:
         # Without the camera and plate reader: what the core (outbox, link, control, GPIO,
         # patrol) costs, separately from OpenCV, numpy and the TFLite runtime.

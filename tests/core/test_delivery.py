@@ -190,13 +190,19 @@ def test_outbox_holds_events_while_broker_down_then_drains(tmp_path: Path,
     mosquitto.stop()
     ids = agent.simulate("event", "patrol.tap", "--count", "50")["result"]["ids"]
     alarm = agent.simulate("event", "alarm.panic")["result"]["ids"][0]
+    # A load-test sized count answers with the count and the seq range, not 3,000 ids.
+    load = agent.simulate("event", "device.sample", "--count", "3000")["result"]
+    assert load["count"] == 3000 and load["last_seq"] - load["first_seq"] == 2999
     st = agent.status()
     assert not st["link"]["connected"]
     assert st["outbox"]["patrol"]["depth"] == 50 and st["outbox"]["alarm"]["depth"] == 1
+    assert st["outbox"]["telemetry"]["depth"] >= 3000
     mosquitto.start()
-    assert sub.wait_for(lambda s: len(s.payloads()) >= 51, 30)
+    assert sub.wait_for(lambda s: len([p for p in s.payloads() if "simulated" in p["data"]
+                                       and p["type"] == "device.sample"]) >= 3000, 60)
     got = [p["id"] for p in sub.payloads()]
     assert got[0] == alarm, "the alarm leads the backlog after reconnect"
-    assert [i for i in got if i != alarm] == ids
+    patrol = [p["id"] for p in sub.payloads() if p["type"] == "patrol.tap"]
+    assert patrol == ids
     agent.terminate()
     sub.close()
