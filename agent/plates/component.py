@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 from agent.errors import CommandError, DriverFault
 from agent.events import EventSink, Priority
 from agent.plates.config import FastPlateOcrConfig, PlatesConfig
-from agent.plates.voting import PlateRead, TrackVoter, VotedPlate, from_message
+from agent.plates.tap import PlateTap
+from agent.plates.voting import PlateRead, VotedPlate, from_message
 from agent.plates.watchlist import Watchlist, keyed_hash, load_or_create_key, parse_entries
 from agent.runtime import AgentContext, Component
 from agent.vision.models import sha256_file
@@ -52,19 +53,18 @@ class PlateComponent:
         self.cfg = cfg
         self.sink = sink
         self.state_dir = state_dir
-        self.reader = reader
+        self.tap: PlateTap | None = None
+        if reader is not None:
+            self.tap = PlateTap(reader, self.publish, cfg.track_timeout_s, cfg.min_reads)
         self.watchlist = Watchlist(
             cfg.watchlist_file or state_dir / "plates-watchlist.json", cfg.match_distance
         )
-        self.voter = TrackVoter(cfg.track_timeout_s, cfg.min_reads)
         self.fault: str | None = None
-        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._key: bytes | None = None
         self.reads = 0
         self.hits = 0
-        self.frames = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -72,7 +72,7 @@ class PlateComponent:
         # The model is checked here (manifest, file, hash) but loaded only when this process
         # first reads a frame: cameras read plates in the vision worker, so the agent process
         # normally never pays for the TFLite runtime, OpenCV and numpy.
-        if self.cfg.enabled and self.reader is None:
+        if self.cfg.enabled and self.tap is None:
             try:
                 check_model(self.cfg)
             except DriverFault as exc:
@@ -96,48 +96,47 @@ class PlateComponent:
             "device.fault", {"component": "plates", "fault": "model", "detail": str(exc)}
         )
 
-    def _reader(self) -> PlateReader | None:
-        if self.reader is None and self.cfg.enabled and self.fault is None:
+    def _tap(self) -> PlateTap | None:
+        if self.tap is None and self.cfg.enabled and self.fault is None:
             from agent.plates.reader import PlateReader
 
             try:
-                self.reader = PlateReader.from_config(self.cfg)
+                reader = PlateReader.from_config(self.cfg)
             except DriverFault as exc:
                 self._disable(exc)
-        return self.reader
+                return None
+            self.tap = PlateTap(reader, self.publish, self.cfg.track_timeout_s,
+                                self.cfg.min_reads)
+        return self.tap
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        with self._lock:
-            finished = self.voter.flush()
-        for track, voted in finished:
-            self.publish(track, voted)
+        if self.tap is not None:
+            self.tap.flush()
 
     def status(self) -> dict[str, Any]:
         return {
             "enabled": self.cfg.enabled and self.fault is None,
             "fault": self.fault,
             "ocr": ocr_name(self.cfg),
-            "frames": self.frames,
+            "frames": self.tap.frames if self.tap else 0,
             "reads": self.reads,
             "hits": self.hits,
-            "open_tracks": self.voter.open_tracks,
+            "open_tracks": self.tap.open_tracks if self.tap else 0,
             "watchlist": len(self.watchlist.entries),
         }
 
     def _run(self) -> None:
         while not self._stop.wait(0.25):
-            with self._lock:
-                finished = self.voter.due(time.monotonic())
-            for track, voted in finished:
+            if self.tap is not None:
                 try:
-                    self.publish(track, voted)
+                    self.tap.tick()
                 except Exception:
-                    log.exception("plate event for track %s failed", track)
+                    log.exception("plate voting failed")
 
-    # ------------------------------------------------------------------ the vision seam
+    # ------------------------------------------------------------------ in-process reading
 
     def read_frame(
         self,
@@ -146,43 +145,18 @@ class PlateComponent:
         camera: str = "",
         media: str | None = None,
     ) -> list[PlateRead]:
-        """Read plates in one analysed frame (BGR) and feed the per-track vote.
+        """Read plates in one frame in this process (see ``PlateTap.read_frame``).
 
-        ``vehicles``: ``(track_id, (x, y, w, h))`` of each tracked vehicle in this frame.
-        Without vehicles the configured ROI (or the whole frame) is searched as one track
-        per camera, the fixed-checkpoint-camera mode. ``media`` is a reference to the stored
-        frame, copied into the event. Returns this frame's readings (before voting).
+        Cameras read plates in the vision worker, which sends decided tracks to
+        ``handle_message``; this is for in-process use and tests.
         """
-        reader = self._reader()
-        if reader is None:
-            return []
-        self.frames += 1
-        now = time.monotonic()
-        out: list[PlateRead] = []
-        jobs: list[tuple[str, Box | None]] = (
-            [(t, b) for t, b in vehicles] if vehicles else [(f"{camera or 'cam'}:roi", None)]
-        )
-        for track, box in jobs:
-            reads = reader.read_image(frame, [box] if box is not None else None)
-            with self._lock:
-                for r in reads:
-                    tid = track if vehicles else self.voter.assign(track, r.text)
-                    r.ts = time.time()
-                    r.extra = {"camera": camera, "track": tid, "media": media}
-                    self.voter.add(tid, r, now)
-                if not reads and vehicles:
-                    # A tracked vehicle still in view keeps its vote open; the ROI track
-                    # ends when plates stop being read.
-                    self.voter.seen(track, now)
-            out.extend(reads)
-        return out
+        tap = self._tap()
+        return tap.read_frame(frame, vehicles, camera, media) if tap is not None else []
 
     def end_track(self, track_id: str) -> None:
         """The tracker lost this vehicle: vote now instead of waiting for the timeout."""
-        with self._lock:
-            voted = self.voter.finish(track_id)
-        if voted is not None:
-            self.publish(track_id, voted)
+        if self.tap is not None:
+            self.tap.end_track(track_id)
 
     # ------------------------------------------------------------------ events
 

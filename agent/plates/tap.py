@@ -1,0 +1,99 @@
+"""Where frames meet the plate reader: read vehicle boxes (or the ROI), vote per track.
+
+``PlateTap`` is used in two places: inside the vision worker process, where the frames are
+(decided tracks leave as small messages), and in the agent's ``PlateComponent`` for
+in-process use. It owns no events and no watchlist; ``on_decided(track, voted)`` is told
+once per track.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from agent.plates.voting import PlateRead, TrackVoter, VotedPlate
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    from agent.plates.localise import Box
+    from agent.plates.reader import PlateReader
+
+Decided = Callable[[str, VotedPlate], None]
+
+
+class PlateTap:
+    """Per-track voting over the readings of many frames; thread-safe (cameras share it)."""
+
+    def __init__(
+        self, reader: PlateReader, on_decided: Decided, timeout_s: float, min_reads: int
+    ) -> None:
+        self.reader = reader
+        self._on_decided = on_decided
+        self._voter = TrackVoter(timeout_s, min_reads)
+        # One lock for the reader and the voter: a TFLite interpreter is not re-entrant.
+        self._lock = threading.Lock()
+        self.frames = 0
+        self.reads = 0
+
+    def read_frame(
+        self,
+        frame: npt.NDArray[Any],
+        vehicles: Sequence[tuple[str, Box]] | None = None,
+        camera: str = "",
+        media: str | None = None,
+    ) -> list[PlateRead]:
+        """Read plates in one frame (BGR) and add them to their tracks' votes.
+
+        ``vehicles``: ``(track_id, (x, y, w, h))`` per tracked vehicle in this frame. Without
+        them the ROI (or the whole frame) is searched, and readings are grouped into tracks
+        by their text (one fixed checkpoint camera, one car at a time).
+        """
+        now = time.monotonic()
+        jobs: list[tuple[str, Box | None]] = (
+            list(vehicles) if vehicles else [(f"{camera or 'cam'}:roi", None)]
+        )
+        out: list[PlateRead] = []
+        with self._lock:
+            self.frames += 1
+            for track, box in jobs:
+                reads = self.reader.read_image(frame, [box] if box is not None else None)
+                for r in reads:
+                    tid = track if vehicles else self._voter.assign(track, r.text)
+                    r.ts = time.time()
+                    r.extra = {"camera": camera, "track": tid, "media": media}
+                    self._voter.add(tid, r, now)
+                if not reads and vehicles:
+                    # A vehicle still in view keeps its vote open even in frames where its
+                    # plate is not legible; the ROI's tracks end when readings stop.
+                    self._voter.seen(track, now)
+                self.reads += len(reads)
+                out.extend(reads)
+        return out
+
+    def end_track(self, track_id: str) -> None:
+        """The tracker lost this vehicle: decide its plate now instead of at the timeout."""
+        with self._lock:
+            voted = self._voter.finish(track_id)
+        if voted is not None:
+            self._on_decided(track_id, voted)
+
+    def tick(self, now: float | None = None) -> None:
+        """Decide the tracks that have been silent for the timeout."""
+        with self._lock:
+            finished = self._voter.due(time.monotonic() if now is None else now)
+        for track, voted in finished:
+            self._on_decided(track, voted)
+
+    def flush(self) -> None:
+        """Decide every open track (at shutdown)."""
+        with self._lock:
+            finished = self._voter.flush()
+        for track, voted in finished:
+            self._on_decided(track, voted)
+
+    @property
+    def open_tracks(self) -> int:
+        return self._voter.open_tracks
