@@ -147,16 +147,19 @@ class Agent:
         self.bus.start()
         self.link.start()
         self.control.start()
-        threading.Thread(target=self._command_worker, name="commands", daemon=True).start()
         for spec in BUILDERS:
             self.components.extend(self._build(spec))
         self._connect_tap_feedback()
+        self._connect_plates()
         for comp in self.components:
             try:
                 comp.start()
             except Exception as exc:
                 log.exception("component %s failed to start", comp.name)
                 self._fault(comp.name, f"failed to start: {exc}")
+        # Commands received since the link connected (retained config pushes arrive at once)
+        # waited in the queue until every component had registered its commands.
+        threading.Thread(target=self._command_worker, name="commands", daemon=True).start()
         self.health.start()
         self.watchdog.start()
         log.info("outpost %s started: device %s, topics under %s, boot %d",
@@ -175,6 +178,15 @@ class Agent:
             set_feedback = getattr(comp, "set_feedback", None)
             if callable(set_feedback):
                 set_feedback(feedback)
+
+    def _connect_plates(self) -> None:
+        """Plate tracks decided in the vision worker become events in the plates component."""
+        handler = next((getattr(c, "handle_message", None) for c in self.components
+                        if c.name == "plates"), None)
+        for comp in self.components:
+            set_handler = getattr(comp, "set_plate_handler", None)
+            if handler is not None and callable(set_handler):
+                set_handler(handler)
 
     def shutdown(self) -> None:
         sdnotify.stopping("flushing outbox")

@@ -55,7 +55,9 @@ class PlateComponent:
         self.state_dir = state_dir
         self.tap: PlateTap | None = None
         if reader is not None:
-            self.tap = PlateTap(reader, self.publish, cfg.track_timeout_s, cfg.min_reads)
+            self.tap = PlateTap(
+                reader, self.publish, cfg.track_timeout_s, cfg.min_reads, cfg.min_confidence
+            )
         self.watchlist = Watchlist(
             cfg.watchlist_file or state_dir / "plates-watchlist.json", cfg.match_distance
         )
@@ -106,7 +108,7 @@ class PlateComponent:
                 self._disable(exc)
                 return None
             self.tap = PlateTap(reader, self.publish, self.cfg.track_timeout_s,
-                                self.cfg.min_reads)
+                                self.cfg.min_reads, self.cfg.min_confidence)
         return self.tap
 
     def stop(self) -> None:

@@ -28,10 +28,17 @@ class PlateTap:
     """Per-track voting over the readings of many frames; thread-safe (cameras share it)."""
 
     def __init__(
-        self, reader: PlateReader, on_decided: Decided, timeout_s: float, min_reads: int
+        self,
+        reader: PlateReader,
+        on_decided: Decided,
+        timeout_s: float,
+        min_reads: int,
+        min_confidence: float = 0.0,
     ) -> None:
         self.reader = reader
         self._on_decided = on_decided
+        self.min_confidence = min_confidence
+        self.rejected = 0
         self._voter = TrackVoter(timeout_s, min_reads)
         # One lock for the reader and the voter: a TFLite interpreter is not re-entrant.
         self._lock = threading.Lock()
@@ -78,21 +85,29 @@ class PlateTap:
         with self._lock:
             voted = self._voter.finish(track_id)
         if voted is not None:
-            self._on_decided(track_id, voted)
+            self._decide(track_id, voted)
 
     def tick(self, now: float | None = None) -> None:
         """Decide the tracks that have been silent for the timeout."""
         with self._lock:
             finished = self._voter.due(time.monotonic() if now is None else now)
         for track, voted in finished:
-            self._on_decided(track, voted)
+            self._decide(track, voted)
 
     def flush(self) -> None:
         """Decide every open track (at shutdown)."""
         with self._lock:
             finished = self._voter.flush()
         for track, voted in finished:
-            self._on_decided(track, voted)
+            self._decide(track, voted)
+
+    def _decide(self, track: str, voted: VotedPlate) -> None:
+        # Frames that disagree character by character (a far car's unreadable plate, a
+        # sign) vote to a low confidence: no reading is better than a made-up one.
+        if voted.confidence < self.min_confidence:
+            self.rejected += 1
+            return
+        self._on_decided(track, voted)
 
     @property
     def open_tracks(self) -> int:

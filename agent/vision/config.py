@@ -42,6 +42,11 @@ class CameraConfig(Section):
     analysis_fps: float = Field(5.0, gt=0, le=30)
     detect: bool = True
     tamper: bool = True
+    plates: bool = Field(
+        False,
+        description="read licence plates here: in vehicle boxes when the detector runs on this "
+        "camera, else in [plates] roi (or the whole frame) whenever something moves",
+    )
     covers_buttons: list[str] = Field(
         default_factory=list, description="panic buttons whose alarms get this camera's pictures"
     )

@@ -15,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,17 +23,23 @@ from agent.errors import DriverFault
 from agent.vision.capture import CameraSource
 from agent.vision.config import CameraConfig, VisionConfig
 from agent.vision.detector import Detector
-from agent.vision.geometry import detection_regions
+from agent.vision.geometry import Box, detection_regions
 from agent.vision.motion import MotionDetector
 from agent.vision.recording import RecordingWindow, encode_jpeg
 from agent.vision.synthetic import apply_effect
 from agent.vision.tamper import TamperDetector
 from agent.vision.tracker import IouTracker, Track
 
+if TYPE_CHECKING:
+    from agent.plates.tap import PlateTap
+
 log = logging.getLogger(__name__)
 
 Message = dict[str, Any]
 Out = Callable[[Message], None]
+
+# Detector labels whose boxes are searched for a licence plate.
+PLATE_LABELS = frozenset({"car", "truck", "bus", "motorcycle"})
 
 
 class RateMeter:
@@ -64,8 +70,10 @@ class CameraPipeline:
         detector: Detector | None,
         out: Out,
         file_path: Path | None = None,
+        plates: PlateTap | None = None,
     ) -> None:
         self.cam = cam
+        self._plates = plates
         self._vision = vision
         self._detector = detector if cam.detect else None
         self._out = out
@@ -183,6 +191,8 @@ class CameraPipeline:
                 if self._latest_seq != seen and self._latest is not None:
                     seen = self._latest_seq
                     latest = self._latest
+            if self._plates is not None:
+                self._plates.tick()
             if latest is None:  # nothing new: still time to end tracks and notice a stall
                 self._expire_tracks(time.time())
                 self._check_stall()
@@ -229,6 +239,8 @@ class CameraPipeline:
                 self._expire_tracks(ts)
                 return
         boxes = self.motion.detect(frame)
+        if self._plates is not None and self._detector is None and boxes:
+            self._read_plates(frame, None)  # fixed checkpoint camera: the ROI, when it moves
         boxes += self.tracker.boxes_to_recheck(ts) if boxes or self.tracker.tracks else []
         if self._detector is None or not boxes:
             self._expire_tracks(ts)
@@ -253,18 +265,41 @@ class CameraPipeline:
                     "jpeg": self._snapshot_jpeg(frame),
                 }
             )
+        if self._plates is not None:
+            vehicles = [(self._track_id(t), (t.box[0], t.box[1], t.box[2] - t.box[0],
+                                             t.box[3] - t.box[1]))
+                        for t in self.tracker.tracks.values()
+                        if t.last_seen == ts and t.label in PLATE_LABELS]
+            if vehicles:
+                self._read_plates(frame, vehicles)
         for track in ended:
-            self._out(self._track_message("object_end", track))
+            self._end_track(track)
 
     def _expire_tracks(self, ts: float) -> None:
         for track in self.tracker.expire(ts):
-            self._out(self._track_message("object_end", track))
+            self._end_track(track)
+
+    def _end_track(self, track: Track) -> None:
+        self._out(self._track_message("object_end", track))
+        if self._plates is not None:
+            self._plates.end_track(self._track_id(track))
+
+    def _read_plates(self, frame: np.ndarray, vehicles: list[tuple[str, Box]] | None) -> None:
+        assert self._plates is not None
+        for read in self._plates.read_frame(frame, vehicles, camera=self.cam.name):
+            x, y, w, h = read.box
+            pad_x, pad_y = w // 4, h // 2
+            crop = frame[max(0, y - pad_y) : y + h + pad_y, max(0, x - pad_x) : x + w + pad_x]
+            read.extra["crop"] = encode_jpeg(crop, crop.shape[1], self._vision.media.jpeg_quality)
+
+    def _track_id(self, t: Track) -> str:
+        return f"{self.cam.name}-{int(t.first_seen)}-{t.id}"
 
     def _track_message(self, kind: str, t: Track) -> Message:
         msg: Message = {
             "kind": kind,
             "camera": self.cam.name,
-            "track_id": f"{self.cam.name}-{int(t.first_seen)}-{t.id}",
+            "track_id": self._track_id(t),
             "label": t.label,
             "score": round(t.score, 3),
             "top_score": round(t.top_score, 3),

@@ -99,6 +99,7 @@ class VisionService:
         self._worker_status: dict[str, Any] = {}
         self.restarts = 0
         self.counts: dict[str, int] = {}
+        self._plate_handler: Any = None
         ctx.commands.register(
             "snapshot", self.cmd_snapshot, description="JPEG of a camera now: {camera}"
         )
@@ -175,6 +176,7 @@ class VisionService:
                 model,
                 str(self._state_dir / "synthetic.mp4"),
                 str(self._state_dir),
+                self._plates_json(),
                 self._requests,
                 self._results,
             ),
@@ -182,6 +184,17 @@ class VisionService:
             daemon=True,
         )
         self._proc.start()
+
+    def _plates_json(self) -> str | None:
+        """The ``[plates]`` settings for the worker, when a camera reads plates."""
+        plates = getattr(self._ctx.settings, "plates", None)
+        if plates is None or not plates.enabled or not any(c.plates for c in self._cfg.cameras):
+            return None
+        return str(plates.model_dump_json())
+
+    def set_plate_handler(self, handler: Any) -> None:
+        """``handler(message)`` receives each decided plate track from the worker."""
+        self._plate_handler = handler
 
     # results from the worker ------------------------------------------------------
     def _read_loop(self) -> None:
@@ -313,6 +326,12 @@ class VisionService:
                     "duration_s": msg["duration_s"],
                 },
             )
+        elif kind == "plate":
+            ref = self._store(msg.pop("jpeg", None))
+            if ref is not None:
+                msg["best"]["extra"]["media"] = ref.to_dict()
+            if self._plate_handler is not None:
+                self._plate_handler(msg)
         elif kind == "alarm_picture":
             ref = self._store(msg.get("jpeg"))
             self._media_event(
@@ -470,6 +489,7 @@ class VisionService:
                 **(ws.get("detector") or {}),
             },
             "cameras": ws.get("cameras", {c.name: {"online": False} for c in self._cfg.cameras}),
+            "plates": ws.get("plates"),
             "media": self.media.status() if self.media else None,
             "events": dict(self.counts),
         }

@@ -14,17 +14,21 @@ import queue
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 
 from agent.errors import DriverFault
+from agent.plates.voting import VotedPlate, to_message
 from agent.vision.config import VisionConfig
 from agent.vision.detector import Detector
 from agent.vision.models import ModelEntry, VerifiedModel
 from agent.vision.pipeline import CameraPipeline, Message
 from agent.vision.recording import frames_to_clip
 from agent.vision.synthetic import make_synthetic_video
+
+if TYPE_CHECKING:
+    from agent.plates.tap import PlateTap
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,7 @@ def run_worker(
     model: dict[str, Any] | None,
     synthetic_path: str,
     tmp_dir: str,
+    plates_json: str | None,
     requests: multiprocessing.Queue[Message],
     results: multiprocessing.Queue[Message],
 ) -> None:
@@ -48,7 +53,9 @@ def run_worker(
     # One OpenCV thread: the detector has its own threads, and on a 4-core box decode,
     # inference and the agent process must not be starved by OpenCV's pool.
     cv2.setNumThreads(1)
-    Worker(vision_json, model, Path(synthetic_path), Path(tmp_dir), requests, results).run()
+    Worker(
+        vision_json, model, Path(synthetic_path), Path(tmp_dir), requests, results, plates_json
+    ).run()
 
 
 class Worker:
@@ -60,6 +67,7 @@ class Worker:
         tmp_dir: Path,
         requests: multiprocessing.Queue[Message],
         results: multiprocessing.Queue[Message],
+        plates_json: str | None = None,
     ) -> None:
         self.vision = VisionConfig.model_validate_json(vision_json)
         self._requests = requests
@@ -78,6 +86,7 @@ class Worker:
             except DriverFault as exc:
                 reason = f"object detection disabled: {exc}"
                 self.send({"kind": "fault", "part": "detector", "reason": reason})
+        self.plates = self._plate_tap(plates_json) if plates_json else None
         synthetic: Path | None = None
         if any(c.kind == "file" and c.path is None for c in self.vision.cameras):
             try:
@@ -91,9 +100,34 @@ class Worker:
                 self.detector,
                 self.send,
                 synthetic if cam.kind == "file" and cam.path is None else None,
+                self.plates if cam.plates else None,
             )
             for cam in self.vision.cameras
         }
+
+    def _plate_tap(self, plates_json: str) -> PlateTap | None:
+        """The plate reader for the cameras that read plates; None (and a fault) without it."""
+        from agent.plates.config import PlatesConfig
+        from agent.plates.reader import PlateReader
+        from agent.plates.tap import PlateTap
+
+        cfg = PlatesConfig.model_validate_json(plates_json)
+        try:
+            reader = PlateReader.from_config(cfg)
+        except DriverFault as exc:
+            reason = f"plate reading disabled: {exc}"
+            self.send({"kind": "fault", "part": "plates", "reason": reason})
+            return None
+        return PlateTap(
+            reader, self._plate_decided, cfg.track_timeout_s, cfg.min_reads, cfg.min_confidence
+        )
+
+    def _plate_decided(self, track: str, voted: VotedPlate) -> None:
+        crop = voted.best.extra.pop("crop", None)
+        msg = to_message(track, voted)
+        if crop is not None:
+            msg["jpeg"] = crop
+        self.send(msg)
 
     def send(self, msg: Message) -> None:
         """Hand a result to the agent process; if it has stopped reading, drop it."""
@@ -131,6 +165,9 @@ class Worker:
         return {
             "cameras": {name: p.status() for name, p in self.pipelines.items()},
             "detector": self.detector.stats() if self.detector else None,
+            "plates": {"frames": self.plates.frames, "reads": self.plates.reads,
+                       "open_tracks": self.plates.open_tracks,
+                       "rejected_tracks": self.plates.rejected} if self.plates else None,
             "dropped_results": self.dropped,
         }
 
