@@ -141,7 +141,11 @@ class Outbox:
             self._bytes[Priority(cls)] = size
         self._db.commit()
 
-        self._reader = self._connect(readonly=True)
+        self._reader = self._connect(readonly=True)  # the link's, on its thread only
+        # status, health and `outbox list` read through their own connection, so a field
+        # tech's query never holds the connection the link needs for an alarm.
+        self._inspector = self._connect(readonly=True)
+        self._inspect_lock = threading.Lock()
         self._lock = threading.Lock()  # guards counters, depth, queues below
         self._wake = threading.Condition(self._lock)
         self._requests: deque[_Request | _Job] = deque()
@@ -236,9 +240,14 @@ class Outbox:
 
     def stats(self) -> dict[Priority, ClassStats]:
         now = time.time()
-        oldest = dict(
-            self._reader.execute("SELECT cls, min(created) FROM events GROUP BY cls").fetchall()
-        )
+        oldest: dict[int, float] = {}
+        with self._inspect_lock:
+            for p in Priority:  # the first row of each class, through the (cls, rowid) index
+                row = self._inspector.execute(
+                    "SELECT created FROM events WHERE cls = ? ORDER BY rowid LIMIT 1", (int(p),)
+                ).fetchone()
+                if row is not None:
+                    oldest[int(p)] = row[0]
         with self._lock:
             return {
                 p: ClassStats(
@@ -253,17 +262,23 @@ class Outbox:
         with self._lock:
             return sum(self._depth.values())
 
+    def depths(self) -> dict[Priority, int]:
+        """Stored events per class (in memory; cheap enough to poll)."""
+        with self._lock:
+            return dict(self._depth)
+
     def total_bytes(self) -> int:
         with self._lock:
             return sum(self._bytes.values())
 
     def peek(self, cls: Priority | None = None, limit: int = 50) -> list[dict[str, Any]]:
         where, args = ("WHERE cls = ?", [int(cls)]) if cls is not None else ("", [])
-        rows = self._reader.execute(
-            f"SELECT rowid, cls, id, type, created, size FROM events {where} "
-            "ORDER BY cls, rowid LIMIT ?",
-            (*args, limit),
-        ).fetchall()
+        with self._inspect_lock:
+            rows = self._inspector.execute(
+                f"SELECT rowid, cls, id, type, created, size FROM events {where} "
+                "ORDER BY cls, rowid LIMIT ?",
+                (*args, limit),
+            ).fetchall()
         return [
             {"rowid": r[0], "class": Priority(r[1]).label, "id": r[2], "type": r[3],
              "created": r[4], "bytes": r[5]}
@@ -309,6 +324,7 @@ class Outbox:
         self._checkpoint_stop.set()
         self._checkpointer.join(timeout)
         self._reader.close()
+        self._inspector.close()
 
     # -- writer thread ----------------------------------------------------------------
     def _connect(self, readonly: bool = False) -> sqlite3.Connection:
