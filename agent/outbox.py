@@ -84,6 +84,18 @@ class _Job:
     future: Future[int]
 
 
+# Lengths of the ``rowid IN (?, …)`` lists. Each distinct SQL text is a prepared statement
+# in sqlite3's per-connection cache; padding every list to one of a few lengths keeps that
+# cache (and the agent's memory) from filling with one statement per batch size.
+_IN_SIZES = (1, 4, 16, 64, 256, 512)
+
+
+def _padded(rowids: list[int]) -> list[int]:
+    """``rowids`` (at most ``_IN_SIZES[-1]``) padded by repeating the last one."""
+    size = next(n for n in _IN_SIZES if n >= len(rowids))
+    return rowids + rowids[-1:] * (size - len(rowids))
+
+
 def release_heap() -> bool:
     """``malloc_trim(0)``: return freed heap pages to the OS. False off glibc."""
     try:
@@ -484,8 +496,8 @@ class Outbox:
 
     def _delete(self, rowids: list[int]) -> None:
         db = self._db
-        for start in range(0, len(rowids), 500):
-            chunk = rowids[start : start + 500]
+        for start in range(0, len(rowids), _IN_SIZES[-1]):
+            chunk = _padded(rowids[start : start + _IN_SIZES[-1]])
             marks = ",".join("?" * len(chunk))
             gone = db.execute(
                 f"DELETE FROM events WHERE rowid IN ({marks}) RETURNING cls, size", chunk
@@ -521,8 +533,10 @@ class Outbox:
                     freed += rsize
                     if freed >= need:
                         break
-                marks = ",".join("?" * len(chosen))
-                self._db.execute(f"DELETE FROM events WHERE rowid IN ({marks})", chosen)
+                for at in range(0, len(chosen), _IN_SIZES[-1]):
+                    part = _padded(chosen[at : at + _IN_SIZES[-1]])
+                    marks = ",".join("?" * len(part))
+                    self._db.execute(f"DELETE FROM events WHERE rowid IN ({marks})", part)
                 self._depth[victim] -= len(chosen)
                 self._bytes[victim] -= freed
                 total -= freed

@@ -114,3 +114,15 @@ def test_bad_event_type_and_unserialisable_data(tmp_path: Path) -> None:
         ob.put("device.sample", {"when": object()})
     assert ob.put("device.sample", {}).seq == 1  # no seq was burnt
     ob.close()
+
+
+def test_delete_lists_are_padded_to_a_few_statement_shapes() -> None:
+    from agent.outbox import _IN_SIZES, _padded
+
+    shapes = set()
+    for n in range(1, _IN_SIZES[-1] + 1):
+        ids = list(range(100, 100 + n))
+        padded = _padded(ids)
+        assert set(padded) == set(ids) and padded[:n] == ids
+        shapes.add(len(padded))
+    assert shapes == set(_IN_SIZES)
