@@ -441,13 +441,13 @@ def main() -> None:
     ap.add_argument(
         "--switch-interval-ms",
         type=float,
-        default=None,
-        help="sys.setswitchinterval for this run (CPython default 5 ms): how long a busy "
-        "thread may keep the GIL from a thread that an edge or a commit just woke",
+        default=1.0,
+        help="sys.setswitchinterval for this run (default 1 ms, as `outpost run` sets it; "
+        "CPython's own default is 5 ms): how long a busy thread may keep the GIL from a "
+        "thread that an edge or a commit just woke",
     )
     args = ap.parse_args()
-    if args.switch_interval_ms is not None:
-        sys.setswitchinterval(args.switch_interval_ms / 1000)
+    sys.setswitchinterval(args.switch_interval_ms / 1000)
     results = run(args.presses, args.backlog, quiet=args.json)
     print(json.dumps(results, indent=None if args.json else 2))
 
