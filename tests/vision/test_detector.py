@@ -116,3 +116,29 @@ def test_runtime_seam_falls_back_to_tflite_runtime(
     monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", None)
     with pytest.raises(DriverFault, match="no TFLite runtime"):
         load_interpreter(model_dir / "detect.tflite")
+
+
+TOY_MODELS = Path(__file__).resolve().parents[1] / "fixtures" / "models"
+
+
+def test_yolo_raw_model_through_the_real_interpreter() -> None:
+    """training/yolo_toy.py's model: a white left half is one car there, nothing else."""
+    import numpy as np
+
+    det = Detector(verify_model(TOY_MODELS, "yolo-toy"),
+                   DetectorConfig(model="yolo-toy", min_area=0))  # fmt: skip
+    frame = np.zeros((128, 256, 3), np.uint8)
+    frame[:, :128] = 255  # the model's left half, in a region spanning the whole frame
+    found = det.detect(frame, [(0, 0, 256, 128)])
+    assert [(d.label, round(d.score, 2)) for d in found] == [("car", 1.0)]  # twin box NMSed
+    # Candidate 0 is centred at (16, 32) of 64×64 and 24×40: scaled to the 256×128 region.
+    assert found[0].box == (16, 24, 112, 104)
+
+    frame[:] = 0
+    frame[:, 128:] = 204  # right half at 0.8: two separate people, one under the threshold
+    people = det.detect(frame, [(0, 0, 256, 128)])
+    assert [(d.label, round(d.score, 2)) for d in people] == [("person", 0.8)]
+    low = Detector(verify_model(TOY_MODELS, "yolo-toy"),
+                   DetectorConfig(model="yolo-toy", min_area=0, score_threshold=0.3))  # fmt: skip
+    assert sorted(round(d.score, 2) for d in low.detect(frame, [(0, 0, 256, 128)])) == [0.4, 0.8]
+    assert det.stats()["inferences"] == 2
