@@ -162,7 +162,7 @@ def train(args: argparse.Namespace) -> None:
             shift = rng.integers(-3, 4)
             xb = np.roll(xb, shift, axis=2)
         loss = step(xb, ys[idx], lens[idx])
-        if it % 250 == 0 or it == args.steps - 1:
+        if it % 1000 == 0 or it == args.steps - 1:
             acc = evaluate(model, xv[:500], yv[:500], lv[:500])
             log.info(
                 "step %d/%d loss %.3f val_exact %.3f elapsed %.0f s",

@@ -112,11 +112,12 @@ def _font(rel: str, size: int) -> ImageFont.FreeTypeFont:
 @lru_cache(maxsize=4096)
 def _glyph(ch: str, rel: str) -> np.ndarray:
     """Tight 8-bit mask of one character rendered large."""
-    if rel == "bar":  # plate fonts draw 1 as a plain bar with a small flag
-        g = np.zeros((96, 40), np.uint8)
-        g[:, 14:30] = 255
-        cv2.fillPoly(g, [np.array([[14, 0], [0, 14], [0, 22], [14, 14]], np.int32)], 255)
-        return g
+    if rel.startswith("bar"):  # plate fonts draw 1 as a plain bar with a small flag
+        return _bar_one(int(rel[3:] or 0))
+    if rel.startswith("serif"):  # plate fonts give I serifs so that it is not read as 1
+        return _serif_i(int(rel[5:] or 0))
+    if rel.startswith("stroke"):
+        return _stroke_glyph(ch, int(rel[6:] or 0))
     font = _font(rel, 96)
     img = Image.new("L", (160, 160), 0)
     ImageDraw.Draw(img).text((20, 10), ch, font=font, fill=255)
@@ -125,6 +126,58 @@ def _glyph(ch: str, rel: str) -> np.ndarray:
     if len(xs) == 0:
         return np.zeros((8, 8), np.uint8)
     return arr[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].copy()
+
+
+BAR_STYLES = 9
+SERIF_STYLES = 3
+
+
+def _bar_one(style: int) -> np.ndarray:
+    """A plate-font 1: a bar (thin to heavy) with no, a short or a long flag."""
+    stroke = (10, 13, 16)[style % 3]
+    flag = (0, 7, 14)[style // 3 % 3]
+    g = np.zeros((96, stroke + flag + 2), np.uint8)
+    x = flag + 1
+    g[:, x : x + stroke] = 255
+    if flag:
+        pts = [[x, 0], [x - flag, flag], [x - flag, flag + stroke // 2], [x, stroke // 2 + 4]]
+        cv2.fillPoly(g, [np.array(pts, np.int32)], 255)
+    return g
+
+
+def _serif_i(style: int) -> np.ndarray:
+    """A plate-font I: a bar with horizontal serifs at both ends."""
+    stroke = (10, 13, 16)[style % 3]
+    width = stroke * 3
+    g = np.zeros((96, width), np.uint8)
+    g[:, stroke : 2 * stroke] = 255
+    g[: stroke - 1, :] = 255
+    g[96 - stroke + 1 :, :] = 255
+    return g
+
+
+STROKE_CHARS = "3M"
+STROKE_STYLES = 3
+
+
+def _stroke_glyph(ch: str, style: int) -> np.ndarray:
+    """Engineering-font shapes that the system fonts lack: a flat-topped 3 and an M whose
+    middle stops half-way down (GA 36 and many US plates), in three stroke weights."""
+    t = (8, 11, 14)[style % STROKE_STYLES]
+    h, w = 96, 56
+    g = np.zeros((h + t, w + t), np.uint8)
+    o = t // 2
+    if ch == "3":
+        pts = np.array([[o + 2, o], [o + w - 6, o], [o + 22, o + 38]], np.int32)
+        cv2.polylines(g, [pts], False, 255, t, cv2.LINE_AA)
+        cv2.ellipse(g, (o + 27, o + 66), (w // 2 - 3, 29), 0, -105, 150, 255, t, cv2.LINE_AA)
+    elif ch == "M":
+        pts = np.array([[o, o + h], [o, o], [o + w // 2, o + 58], [o + w, o], [o + w, o + h]])
+        cv2.polylines(g, [pts.astype(np.int32)], False, 255, t, cv2.LINE_AA)
+    else:
+        raise ValueError(f"no stroke glyph for {ch!r}")
+    ys, xs = np.nonzero(g > 30)
+    return g[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].copy()
 
 
 def draw_glyph(
@@ -201,13 +254,21 @@ def render_cn(rng: random.Random, kind: str, text: str | None = None) -> Plate:
     text = text or random_cn_text(rng, kind)
     latin = rng.choice(LATIN_FONTS[:3] + LATIN_FONTS[5:7])
     cjk = rng.choice(CJK_FONTS)
-    weight = rng.choice([-1, 0, 0, 1, 2])
-    bar_one = rng.random() < 0.6
+    # GA 36 glyphs have thin strokes (about a ninth of the height): thin more often.
+    weight = rng.choice([-5, -3, -2, -1, 0, 0, 1, 2])
+    bar_one = f"bar{rng.randrange(BAR_STYLES)}" if rng.random() < 0.7 else ""
+    stroke = f"stroke{rng.randrange(STROKE_STYLES)}" if rng.random() < 0.6 else ""
 
     def font_for(ch: str) -> str:
         if ord(ch) > 127:
             return cjk
-        return "bar" if ch == "1" and bar_one else latin
+        if ch in STROKE_CHARS and stroke:
+            return stroke
+        return bar_one if ch == "1" and bar_one else latin
+
+    def weight_for(ch: str) -> int:
+        # Thinning a Chinese character's fine strokes would erase them.
+        return max(weight, -1) if ord(ch) > 127 else weight
 
     fg_dark = (rng.randint(0, 40),) * 3
     fg_white = (rng.randint(215, 255),) * 3
@@ -243,11 +304,11 @@ def render_cn(rng: random.Random, kind: str, text: str | None = None) -> Plate:
         top_w = 80
         for i, ch in enumerate(chars[:2]):
             x = 110 + i * (top_w + 60)
-            draw_glyph(img, ch, (x, 15, top_w, 60), font_for(ch), fg, weight)
+            draw_glyph(img, ch, (x, 15, top_w, 60), font_for(ch), fg, weight_for(ch))
         for i, ch in enumerate(chars[2:]):
             x = 27 + i * (65 + 15)
             col = (30, 30, 220) if ch == "警" else fg
-            draw_glyph(img, ch, (x, 95, 65, 110), font_for(ch), col, weight)
+            draw_glyph(img, ch, (x, 95, 65, 110), font_for(ch), col, weight_for(ch))
         return Plate(img, text, kind, True)
     n = len(chars)
     cw = 43 if n == 8 else 45
@@ -258,7 +319,7 @@ def render_cn(rng: random.Random, kind: str, text: str | None = None) -> Plate:
     for i, ch in enumerate(chars):
         font = font_for(ch)
         col = (30, 30, 220) if ch == "警" or (kind == "police" and i == n - 1) else fg
-        draw_glyph(img, ch, (x, 25, cw, 90), font, col, weight)
+        draw_glyph(img, ch, (x, 25, cw, 90), font, col, weight_for(ch))
         if i == 1:
             cv2.circle(img, (x + cw + dot_gap // 2, 70), 5, fg, -1)
             x += cw + dot_gap
@@ -397,7 +458,10 @@ def render_us(rng: random.Random, text: str | None = None) -> Plate:
     # Main characters: condensed, tall.
     font = rng.choice(LATIN_FONTS)
     weight = rng.choice([-1, 0, 0, 1, 2])
-    bar_one = rng.random() < 0.4
+    # flagged 1s only: a plain bar is how most US fonts draw I
+    bar_one = f"bar{rng.randrange(3, BAR_STYLES)}" if rng.random() < 0.5 else ""
+    serif_i = f"serif{rng.randrange(SERIF_STYLES)}" if rng.random() < 0.5 else ""
+    stroke = f"stroke{rng.randrange(STROKE_STYLES)}" if rng.random() < 0.25 else ""
     groups = shown.replace("-", " ").split(" ")
     label = "".join(groups)
     n = len(label)
@@ -415,7 +479,9 @@ def render_us(rng: random.Random, text: str | None = None) -> Plate:
     sep_kind = rng.choice(["space", "dash", "dot", "logo"])
     for gi, g in enumerate(groups):
         for ch in g:
-            rel = "bar" if ch == "1" and bar_one else font
+            rel = bar_one if ch == "1" and bar_one else font
+            rel = serif_i if ch == "I" and serif_i else rel
+            rel = stroke if ch in STROKE_CHARS and stroke else rel
             draw_glyph(img, ch, (x, y, ch_w, ch_h), rel, fg, weight)
             x += ch_w + gap
         if gi < len(groups) - 1:
@@ -447,17 +513,21 @@ def _background(rng: random.Random, h: int, w: int) -> np.ndarray:
     return np.clip(bg, 0, 255).astype(np.uint8)
 
 
-def place(rng: random.Random, plate: Plate, tight: float) -> np.ndarray:
+def place(rng: random.Random, plate: Plate, tight: float, snug: float = 0.0) -> np.ndarray:
     """Warp the plate with a random perspective onto a background; crop around it.
 
-    ``tight`` is the fraction of margin kept around the plate (0 = exact box).
+    ``tight`` is the fraction of margin kept around the plate (0 = exact box). With
+    probability ``snug`` the crop is instead the plate's own outline, from a little inside
+    to a little outside its edge, with mild perspective: data-set and hand-cut crops look
+    like that, while the localiser's boxes come with the wider margins.
     """
     ph, pw = plate.image.shape[:2]
     mx, my = int(pw * 0.25), int(ph * 0.5)
     W, H = pw + 2 * mx, ph + 2 * my
     canvas = _background(rng, H, W)
     src = np.float32([[0, 0], [pw, 0], [pw, ph], [0, ph]])
-    j = 0.08
+    is_snug = rng.random() < snug
+    j = 0.03 if is_snug else 0.08
     dst = np.float32(
         [
             [mx + rng.uniform(-j, j) * pw, my + rng.uniform(-j, j) * ph * 2],
@@ -467,7 +537,7 @@ def place(rng: random.Random, plate: Plate, tight: float) -> np.ndarray:
         ]
     )
     if rng.random() < 0.5:  # in-plane rotation / shear, as in tilted CCPD crops
-        ang = np.deg2rad(rng.uniform(-10, 10))
+        ang = np.deg2rad(rng.uniform(-6, 6) if is_snug else rng.uniform(-10, 10))
         c = dst.mean(axis=0)
         rot = np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]], np.float32)
         dst = (dst - c) @ rot.T + c
@@ -478,8 +548,12 @@ def place(rng: random.Random, plate: Plate, tight: float) -> np.ndarray:
     x0, y0 = dst[:, 0].min(), dst[:, 1].min()
     x1, y1 = dst[:, 0].max(), dst[:, 1].max()
     bw, bh = x1 - x0, y1 - y0
-    mxl, mxr = (rng.uniform(-0.03, tight) * bw for _ in range(2))
-    myt, myb = (rng.uniform(-0.05, tight * 1.5) * bh for _ in range(2))
+    if is_snug:
+        mxl, mxr = (rng.uniform(-0.03, 0.03) * bw for _ in range(2))
+        myt, myb = (rng.uniform(-0.08, 0.05) * bh for _ in range(2))
+    else:
+        mxl, mxr = (rng.uniform(-0.03, tight) * bw for _ in range(2))
+        myt, myb = (rng.uniform(-0.05, tight * 1.5) * bh for _ in range(2))
     cx0, cy0 = int(max(x0 - mxl, 0)), int(max(y0 - myt, 0))
     cx1, cy1 = int(min(x1 + mxr, W)), int(min(y1 + myb, H))
     return canvas[cy0:cy1, cx0:cx1].copy()
@@ -545,8 +619,8 @@ def sample(rng: random.Random, cn_share: float = 0.5) -> tuple[np.ndarray, str, 
     if rng.random() < cn_share:
         kind = rng.choices(CN_KINDS, weights=[40, 14, 8, 14, 5, 7, 5])[0]
         plate = render_cn(rng, kind)
-        crop = place(rng, plate, tight=0.08)
+        crop = place(rng, plate, tight=0.08, snug=0.5)
     else:
         plate = render_us(rng)
-        crop = place(rng, plate, tight=0.15)
+        crop = place(rng, plate, tight=0.15, snug=0.5)
     return augment(rng, crop), plate.text, plate.two_row

@@ -188,7 +188,11 @@ class VisionService:
     def _plates_json(self) -> str | None:
         """The ``[plates]`` settings for the worker, when a camera reads plates."""
         plates = getattr(self._ctx.settings, "plates", None)
-        if plates is None or not plates.enabled or not any(c.plates for c in self._cfg.cameras):
+        readers = [c.name for c in self._cfg.cameras if c.plates]
+        if readers and (plates is None or not plates.enabled):
+            log.warning("cameras %s have plates = true but [plates] is disabled: no plates "
+                        "will be read", ", ".join(readers))
+        if plates is None or not plates.enabled or not readers:
             return None
         return str(plates.model_dump_json())
 

@@ -80,3 +80,27 @@ def test_training_chunks_are_reproducible_from_the_seed() -> None:
 
     assert digest(1) == digest(1)
     assert digest(1) != digest(2)
+
+
+def test_plate_font_glyphs_have_the_shapes_system_fonts_lack() -> None:
+    for style in range(render.BAR_STYLES):
+        one = render._glyph("1", f"bar{style}")
+        assert one.shape[1] < 0.4 * one.shape[0]  # a narrow bar, with or without its flag
+    for style in range(render.SERIF_STYLES):
+        i = render._glyph("I", f"serif{style}")
+        assert i[:, 0].any() and i[0].all() and i[-1].all()  # serifs reach both sides
+    for style in range(render.STROKE_STYLES):
+        three = render._glyph("3", f"stroke{style}")
+        corner = three[: three.shape[0] // 10, : three.shape[1] // 8]
+        assert (corner > 127).any()  # a flat top reaches the top-left corner; a round one does not
+        assert render._glyph("M", f"stroke{style}").shape[0] > 30
+
+
+def test_snug_crops_keep_the_plate_filling_the_crop() -> None:
+    rng = random.Random(5)
+    plate = render.render_us(rng)
+    ph, pw = plate.image.shape[:2]
+    for _ in range(10):
+        crop = render.place(rng, plate, tight=0.15, snug=1.0)
+        h, w = crop.shape[:2]
+        assert 0.85 * pw < w < 1.2 * pw and 0.75 * ph < h < 1.35 * ph
