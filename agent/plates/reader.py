@@ -28,8 +28,10 @@ from agent.plates.ocr import CtcTfliteOcr, FastPlateOcr, OcrResult, PlateOcr, lo
 from agent.plates.voting import PlateRead
 
 Image = npt.NDArray[Any]
-CROP_MARGINS: tuple[tuple[float, float], ...] = ((0.1, 0.3), (0.04, 0.12))
-"""Margins (fractions of width, height) added around a localised box before OCR; each is tried."""
+CROP_MARGINS: tuple[tuple[float, float], ...] = ((0.1, 0.3), (0.04, 0.12), (0.0, 0.0))
+"""Margins (fractions of width, height) added around a localised box before OCR; each is tried.
+The bare box is there because the models are also trained on snug crops (+2.3 points end to
+end on the US dev scenes, for a third more OCR time per frame)."""
 
 
 def load_ocr(cfg: PlatesConfig) -> PlateOcr:
