@@ -233,7 +233,7 @@ def export(model, args, xs, val_acc: float, wall: float) -> None:  # type: ignor
             "outputs": [{"name": "probs", "shape": [1, T_STEPS, NUM_CLASSES], "blank": 0}],
             "alphabet": ALPHABET,
             "licence": "Apache-2.0 (trained by Outpost on synthetic plates; fonts: DejaVu, "
-            "Liberation, GNU FreeFont, WenQuanYi Zen Hei, Noto Sans CJK)",
+            "Liberation, GNU FreeFont, WenQuanYi Zen Hei, Noto Sans CJK, Noto Serif CJK)",
             "command": command,
             "seed": args.seed,
             "synthetic_val_exact": round(val_acc, 4),

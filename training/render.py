@@ -51,7 +51,9 @@ CJK_FONTS = [
     "wqy/wqy-zenhei.ttc",
     "noto/NotoSansCJK-Bold.ttc#2",  # index 2: the Simplified Chinese face
     "noto/NotoSansCJK-Regular.ttc#2",
+    "noto/NotoSerifCJK-Bold.ttc#2",  # heavy strokes, blocky at plate resolution
 ]
+CJK_FONT_WEIGHTS = (3, 3, 2, 1)
 
 CN_KINDS = ("blue", "yellow", "yellow2", "green", "green-large", "police", "black")
 US_STATES = (
@@ -156,13 +158,16 @@ def _serif_i(style: int) -> np.ndarray:
     return g
 
 
-STROKE_CHARS = "3M"
+STROKE_CHARS = "3M0Q"
+US_STROKE_CHARS = "3M"  # US fonts draw 0 and O alike; the stadium 0/Q are GA 36 shapes
 STROKE_STYLES = 3
 
 
 def _stroke_glyph(ch: str, style: int) -> np.ndarray:
     """Engineering-font shapes that the system fonts lack: a flat-topped 3 and an M whose
-    middle stops half-way down (GA 36 and many US plates), in three stroke weights."""
+    middle stops half-way down (GA 36 and many US plates), and GA 36's stadium-shaped 0 and
+    the same outline with a diagonal tail for Q (so that the tail, not the body, tells
+    them apart), in three stroke weights."""
     t = (8, 11, 14)[style % STROKE_STYLES]
     h, w = 96, 56
     g = np.zeros((h + t, w + t), np.uint8)
@@ -174,6 +179,16 @@ def _stroke_glyph(ch: str, style: int) -> np.ndarray:
     elif ch == "M":
         pts = np.array([[o, o + h], [o, o], [o + w // 2, o + 58], [o + w, o], [o + w, o + h]])
         cv2.polylines(g, [pts.astype(np.int32)], False, 255, t, cv2.LINE_AA)
+    elif ch in "0Q":
+        r = (w - 8) // 2
+        cx = o + w // 2
+        cv2.ellipse(g, (cx, o + r), (r, r), 0, 180, 360, 255, t, cv2.LINE_AA)
+        cv2.ellipse(g, (cx, o + h - r), (r, r), 0, 0, 180, 255, t, cv2.LINE_AA)
+        for xx in (cx - r, cx + r):
+            cv2.line(g, (xx, o + r), (xx, o + h - r), 255, t, cv2.LINE_AA)
+        if ch == "Q":
+            tail = np.array([[cx + 2, o + h - 34], [cx + r + t, o + h + t]], np.int32)
+            cv2.polylines(g, [tail], False, 255, t + 4, cv2.LINE_AA)
     else:
         raise ValueError(f"no stroke glyph for {ch!r}")
     ys, xs = np.nonzero(g > 30)
@@ -187,10 +202,12 @@ def draw_glyph(
     rel: str,
     color: tuple[int, ...],
     weight: int = 0,
+    blur: float = 0.0,
 ) -> None:
     """Stretch ``ch`` into ``box`` (x, y, w, h) on a BGR canvas; narrow glyphs keep their width.
 
-    ``weight`` thickens (> 0) or thins (< 0) the strokes, standing in for plate fonts.
+    ``weight`` thickens (> 0) or thins (< 0) the strokes, standing in for plate fonts;
+    ``blur`` (a Gaussian sigma in px) softens this glyph alone.
     """
     x, y, w, h = box
     g = _glyph(ch, rel)
@@ -202,6 +219,8 @@ def draw_glyph(
     if weight:
         k = np.ones((abs(weight) + 1, abs(weight) + 1), np.uint8)
         m = cv2.dilate(m, k) if weight > 0 else cv2.erode(m, k)
+    if blur > 0:
+        m = cv2.GaussianBlur(m, (0, 0), blur)
     m = m.astype(np.float32)
     m /= 255.0
     H, W = canvas.shape[:2]
@@ -253,9 +272,15 @@ def render_cn(rng: random.Random, kind: str, text: str | None = None) -> Plate:
     """Render one Chinese plate at about 1 px per mm (440×140 single row, 440×220 two rows)."""
     text = text or random_cn_text(rng, kind)
     latin = rng.choice(LATIN_FONTS[:3] + LATIN_FONTS[5:7])
-    cjk = rng.choice(CJK_FONTS)
+    cjk = rng.choices(CJK_FONTS, weights=CJK_FONT_WEIGHTS)[0]
     # GA 36 glyphs have thin strokes (about a ninth of the height): thin more often.
     weight = rng.choice([-5, -3, -2, -1, 0, 0, 1, 2])
+    # GA 36 Chinese characters are heavy and blocky, squeezed into the Latin box; at the
+    # resolution of real crops the province is a ~10 px blob: vary its weight, proportions
+    # and sharpness on their own.
+    cjk_weight = rng.choice([-1, 0, 0, 1, 1, 2, 3])
+    cjk_sx, cjk_sy = rng.uniform(0.8, 1.12), rng.uniform(0.85, 1.05)
+    cjk_blur = rng.uniform(1.0, 3.0) if rng.random() < 0.3 else 0.0
     bar_one = f"bar{rng.randrange(BAR_STYLES)}" if rng.random() < 0.7 else ""
     stroke = f"stroke{rng.randrange(STROKE_STYLES)}" if rng.random() < 0.6 else ""
 
@@ -266,9 +291,14 @@ def render_cn(rng: random.Random, kind: str, text: str | None = None) -> Plate:
             return stroke
         return bar_one if ch == "1" and bar_one else latin
 
-    def weight_for(ch: str) -> int:
-        # Thinning a Chinese character's fine strokes would erase them.
-        return max(weight, -1) if ord(ch) > 127 else weight
+    def draw(ch: str, box: tuple[int, int, int, int], col: tuple[int, ...]) -> None:
+        if ord(ch) <= 127:
+            draw_glyph(img, ch, box, font_for(ch), col, weight)
+            return
+        bx, by, bw, bh = box
+        tw, th = int(bw * cjk_sx), min(int(bh * cjk_sy), bh + 4)
+        box = (bx + (bw - tw) // 2, by + (bh - th) // 2, tw, th)
+        draw_glyph(img, ch, box, cjk, col, cjk_weight, cjk_blur)
 
     fg_dark = (rng.randint(0, 40),) * 3
     fg_white = (rng.randint(215, 255),) * 3
@@ -304,11 +334,11 @@ def render_cn(rng: random.Random, kind: str, text: str | None = None) -> Plate:
         top_w = 80
         for i, ch in enumerate(chars[:2]):
             x = 110 + i * (top_w + 60)
-            draw_glyph(img, ch, (x, 15, top_w, 60), font_for(ch), fg, weight_for(ch))
+            draw(ch, (x, 15, top_w, 60), fg)
         for i, ch in enumerate(chars[2:]):
             x = 27 + i * (65 + 15)
             col = (30, 30, 220) if ch == "警" else fg
-            draw_glyph(img, ch, (x, 95, 65, 110), font_for(ch), col, weight_for(ch))
+            draw(ch, (x, 95, 65, 110), col)
         return Plate(img, text, kind, True)
     n = len(chars)
     cw = 43 if n == 8 else 45
@@ -317,9 +347,8 @@ def render_cn(rng: random.Random, kind: str, text: str | None = None) -> Plate:
     total = n * cw + (n - 2) * gap + dot_gap
     x = (W - total) // 2 + rng.randint(-4, 4)
     for i, ch in enumerate(chars):
-        font = font_for(ch)
         col = (30, 30, 220) if ch == "警" or (kind == "police" and i == n - 1) else fg
-        draw_glyph(img, ch, (x, 25, cw, 90), font, col, weight_for(ch))
+        draw(ch, (x, 25, cw, 90), col)
         if i == 1:
             cv2.circle(img, (x + cw + dot_gap // 2, 70), 5, fg, -1)
             x += cw + dot_gap
@@ -481,7 +510,7 @@ def render_us(rng: random.Random, text: str | None = None) -> Plate:
         for ch in g:
             rel = bar_one if ch == "1" and bar_one else font
             rel = serif_i if ch == "I" and serif_i else rel
-            rel = stroke if ch in STROKE_CHARS and stroke else rel
+            rel = stroke if ch in US_STROKE_CHARS and stroke else rel
             draw_glyph(img, ch, (x, y, ch_w, ch_h), rel, fg, weight)
             x += ch_w + gap
         if gi < len(groups) - 1:
@@ -563,7 +592,8 @@ def augment(rng: random.Random, img: np.ndarray) -> np.ndarray:
     """Photometric degradation: resolution loss, blur, low light, glare, noise, occlusion, JPEG."""
     h, w = img.shape[:2]
     if rng.random() < 0.7:  # low resolution (real crops are often 24–40 px high)
-        tw = rng.randint(60, 200)
+        # a third of these as small as data-set crops (about 94×24) that are then upscaled
+        tw = rng.randint(80, 112) if rng.random() < 0.3 else rng.randint(60, 200)
         th = max(int(h * tw / w), 10)
         img = cv2.resize(img, (tw, th), interpolation=cv2.INTER_AREA)
         h, w = img.shape[:2]
@@ -619,7 +649,7 @@ def sample(rng: random.Random, cn_share: float = 0.5) -> tuple[np.ndarray, str, 
     if rng.random() < cn_share:
         kind = rng.choices(CN_KINDS, weights=[40, 14, 8, 14, 5, 7, 5])[0]
         plate = render_cn(rng, kind)
-        crop = place(rng, plate, tight=0.08, snug=0.5)
+        crop = place(rng, plate, tight=0.08, snug=0.65)
     else:
         plate = render_us(rng)
         crop = place(rng, plate, tight=0.15, snug=0.5)
