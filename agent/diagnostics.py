@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import errno
-import hashlib
 import io
 import json
 import os
@@ -37,6 +36,7 @@ from agent import __version__
 from agent.config import Settings, load_settings
 from agent.control import request
 from agent.errors import ConfigError, ControlError, DriverFault
+from agent.plates.models import verify_ocr_model
 from agent.vision.config import CameraConfig
 from agent.vision.models import verify_model
 
@@ -584,32 +584,10 @@ def check_models(s: Settings) -> list[Check]:
 def _model_check(model_dir: Path, name: str, what: str) -> Check:
     label = f"{what} model {name}"
     hint = "re-install the model files (outpost provision or the image) from the vendor"
-    manifest = model_dir / "manifest.json"
     try:
-        data = json.loads(manifest.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return Check("models", label, FAIL, f"{manifest} not found", hint)
-    except (OSError, ValueError) as exc:
-        return Check("models", label, FAIL, f"{manifest} unreadable: {exc}", hint)
-    entry = next((m for m in data.get("models", []) if m.get("name") == name), None)
-    if entry is None:
-        return Check("models", label, FAIL, f"not listed in {manifest}", hint)
-    path = model_dir / str(entry.get("file", ""))
-    if not path.is_file():
-        return Check("models", label, FAIL, f"{path} missing", hint)
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    if digest.hexdigest() != entry.get("sha256"):
-        return Check(
-            "models",
-            label,
-            FAIL,
-            f"{path.name} corrupt: sha256 {digest.hexdigest()[:12]}… "
-            f"!= manifest {str(entry.get('sha256'))[:12]}…",
-            hint,
-        )
+        path, _ = verify_ocr_model(model_dir, name)
+    except DriverFault as exc:
+        return Check("models", label, FAIL, str(exc), hint)
     return Check("models", label, OK, f"{path.name} sha256 ok")
 
 

@@ -8,7 +8,6 @@ per track (after voting) and a ``plate.hit`` alarm when the plate is on the watc
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import threading
 import time
@@ -19,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 from agent.errors import CommandError, DriverFault
 from agent.events import EventSink, Priority
 from agent.plates.config import FastPlateOcrConfig, PlatesConfig
+from agent.plates.models import verify_ocr_model
 from agent.plates.tap import PlateTap
 from agent.plates.voting import PlateRead, VotedPlate, from_message
 from agent.plates.watchlist import Watchlist, keyed_hash, load_or_create_key, parse_entries
 from agent.runtime import AgentContext, Component
-from agent.vision.models import sha256_file
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -263,24 +262,7 @@ def check_model(cfg: PlatesConfig) -> None:
         if not Path(cfg.ocr.path).is_file():
             raise DriverFault(f"fast-plate-ocr model {cfg.ocr.path} not found")
         return
-    model_dir = Path(cfg.model_dir)
-    manifest = model_dir / "manifest.json"
-    try:
-        entries = {m["name"]: m for m in json.loads(manifest.read_text()).get("models", [])}
-    except FileNotFoundError:
-        raise DriverFault(f"model manifest {manifest} not found") from None
-    except (ValueError, AttributeError, KeyError, TypeError) as exc:
-        raise DriverFault(f"model manifest {manifest} is invalid: {exc}") from None
-    entry = entries.get(cfg.ocr.model)
-    if entry is None:
-        raise DriverFault(f"model {cfg.ocr.model!r} is not in {manifest}")
-    path = model_dir / str(entry.get("file", ""))
-    if not path.is_file():
-        raise DriverFault(f"model {cfg.ocr.model!r}: file {path} is missing")
-    if entry.get("sha256") and sha256_file(path) != entry["sha256"]:
-        raise DriverFault(
-            f"model {cfg.ocr.model!r}: {path} is corrupt (sha256 differs from the manifest)"
-        )
+    verify_ocr_model(Path(cfg.model_dir), cfg.ocr.model)
 
 
 def build(ctx: AgentContext) -> list[Component]:

@@ -6,7 +6,6 @@ functions (``ctc_decode``, ``slots_decode``) that take the model's probability a
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -107,15 +106,6 @@ class PlateOcr(Protocol):
     def read_candidates(self, crop: npt.NDArray[Any]) -> list[OcrResult]: ...
 
     def restrict(self, groups: Sequence[tuple[str, str]]) -> None: ...
-
-
-def load_manifest(model_dir: Path) -> dict[str, dict[str, Any]]:
-    """Models listed in ``model_dir/manifest.json``, by name."""
-    path = model_dir / "manifest.json"
-    if not path.is_file():
-        raise DriverFault(f"model manifest {path} not found")
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return {m["name"]: m for m in data.get("models", [])}
 
 
 class CtcTfliteOcr:

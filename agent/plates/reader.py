@@ -13,7 +13,6 @@ from typing import Any
 import cv2
 import numpy.typing as npt
 
-from agent.errors import DriverFault
 from agent.plates.colour import cn_plate_type, plate_colour
 from agent.plates.config import FastPlateOcrConfig, PlatesConfig
 from agent.plates.formats import (
@@ -24,7 +23,8 @@ from agent.plates.formats import (
     is_chinese,
 )
 from agent.plates.localise import Box, crop, expand, find_plates
-from agent.plates.ocr import CtcTfliteOcr, FastPlateOcr, OcrResult, PlateOcr, load_manifest
+from agent.plates.models import verify_ocr_model
+from agent.plates.ocr import CtcTfliteOcr, FastPlateOcr, OcrResult, PlateOcr
 from agent.plates.voting import PlateRead
 
 Image = npt.NDArray[Any]
@@ -38,11 +38,8 @@ def load_ocr(cfg: PlatesConfig) -> PlateOcr:
     """The configured OCR back-end; ``DriverFault`` names what is missing."""
     if isinstance(cfg.ocr, FastPlateOcrConfig):
         return FastPlateOcr(cfg.ocr.path, cfg.ocr.config, threads=cfg.threads)
-    entries = load_manifest(Path(cfg.model_dir))
-    entry = entries.get(cfg.ocr.model)
-    if entry is None:
-        raise DriverFault(f"model {cfg.ocr.model!r} is not in {cfg.model_dir}/manifest.json")
-    return CtcTfliteOcr(Path(cfg.model_dir) / entry["file"], entry, threads=cfg.threads)
+    path, entry = verify_ocr_model(Path(cfg.model_dir), cfg.ocr.model)
+    return CtcTfliteOcr(path, entry, threads=cfg.threads)
 
 
 def crop_variants(image: Image) -> list[Image]:
