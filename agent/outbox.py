@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +94,14 @@ def _padded(rowids: list[int]) -> list[int]:
     """``rowids`` (at most ``_IN_SIZES[-1]``) padded by repeating the last one."""
     size = next(n for n in _IN_SIZES if n >= len(rowids))
     return rowids + rowids[-1:] * (size - len(rowids))
+
+
+def _in_lists(rowids: list[int]) -> Iterator[tuple[str, list[int]]]:
+    """``rowids`` in padded chunks: the ``?,?,…`` placeholders and their parameters."""
+    step = _IN_SIZES[-1]
+    for at in range(0, len(rowids), step):
+        chunk = _padded(rowids[at : at + step])
+        yield ",".join("?" * len(chunk)), chunk
 
 
 def release_heap() -> bool:
@@ -496,9 +504,7 @@ class Outbox:
 
     def _delete(self, rowids: list[int]) -> None:
         db = self._db
-        for start in range(0, len(rowids), _IN_SIZES[-1]):
-            chunk = _padded(rowids[start : start + _IN_SIZES[-1]])
-            marks = ",".join("?" * len(chunk))
+        for marks, chunk in _in_lists(rowids):
             gone = db.execute(
                 f"DELETE FROM events WHERE rowid IN ({marks}) RETURNING cls, size", chunk
             ).fetchall()
@@ -533,9 +539,7 @@ class Outbox:
                     freed += rsize
                     if freed >= need:
                         break
-                for at in range(0, len(chosen), _IN_SIZES[-1]):
-                    part = _padded(chosen[at : at + _IN_SIZES[-1]])
-                    marks = ",".join("?" * len(part))
+                for marks, part in _in_lists(chosen):
                     self._db.execute(f"DELETE FROM events WHERE rowid IN ({marks})", part)
                 self._depth[victim] -= len(chosen)
                 self._bytes[victim] -= freed

@@ -52,11 +52,7 @@ class PlateComponent:
         self.cfg = cfg
         self.sink = sink
         self.state_dir = state_dir
-        self.tap: PlateTap | None = None
-        if reader is not None:
-            self.tap = PlateTap(
-                reader, self.publish, cfg.track_timeout_s, cfg.min_reads, cfg.min_confidence
-            )
+        self.tap = self._new_tap(reader) if reader is not None else None
         self.watchlist = Watchlist(
             cfg.watchlist_file or state_dir / "plates-watchlist.json", cfg.match_distance
         )
@@ -106,9 +102,14 @@ class PlateComponent:
             except DriverFault as exc:
                 self._disable(exc)
                 return None
-            self.tap = PlateTap(reader, self.publish, self.cfg.track_timeout_s,
-                                self.cfg.min_reads, self.cfg.min_confidence)
+            self.tap = self._new_tap(reader)
         return self.tap
+
+    def _new_tap(self, reader: PlateReader) -> PlateTap:
+        cfg = self.cfg
+        return PlateTap(
+            reader, self.publish, cfg.track_timeout_s, cfg.min_reads, cfg.min_confidence
+        )
 
     def stop(self) -> None:
         self._stop.set()
