@@ -52,7 +52,7 @@ class PlateComponent:
         self.cfg = cfg
         self.sink = sink
         self.state_dir = state_dir
-        self.tap = self._new_tap(reader) if reader is not None else None
+        self.tap = PlateTap.from_config(reader, cfg, self.publish) if reader is not None else None
         self.watchlist = Watchlist(
             cfg.watchlist_file or state_dir / "plates-watchlist.json", cfg.match_distance
         )
@@ -102,14 +102,8 @@ class PlateComponent:
             except DriverFault as exc:
                 self._disable(exc)
                 return None
-            self.tap = self._new_tap(reader)
+            self.tap = PlateTap.from_config(reader, self.cfg, self.publish)
         return self.tap
-
-    def _new_tap(self, reader: PlateReader) -> PlateTap:
-        cfg = self.cfg
-        return PlateTap(
-            reader, self.publish, cfg.track_timeout_s, cfg.min_reads, cfg.min_confidence
-        )
 
     def stop(self) -> None:
         self._stop.set()

@@ -18,6 +18,7 @@ from agent.plates.voting import PlateRead, TrackVoter, VotedPlate
 if TYPE_CHECKING:
     import numpy.typing as npt
 
+    from agent.plates.config import PlatesConfig
     from agent.plates.localise import Box
     from agent.plates.reader import PlateReader
 
@@ -44,6 +45,11 @@ class PlateTap:
         self._lock = threading.Lock()
         self.frames = 0
         self.reads = 0
+
+    @classmethod
+    def from_config(cls, reader: PlateReader, cfg: PlatesConfig, on_decided: Decided) -> PlateTap:
+        """A tap with ``[plates]``' track timeout, minimum reads and minimum confidence."""
+        return cls(reader, on_decided, cfg.track_timeout_s, cfg.min_reads, cfg.min_confidence)
 
     def read_frame(
         self,

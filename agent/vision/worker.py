@@ -118,9 +118,7 @@ class Worker:
             reason = f"plate reading disabled: {exc}"
             self.send({"kind": "fault", "part": "plates", "reason": reason})
             return None
-        return PlateTap(
-            reader, self._plate_decided, cfg.track_timeout_s, cfg.min_reads, cfg.min_confidence
-        )
+        return PlateTap.from_config(reader, cfg, self._plate_decided)
 
     def _plate_decided(self, track: str, voted: VotedPlate) -> None:
         crop = voted.best.extra.pop("crop", None)
