@@ -564,7 +564,7 @@ def check_models(s: Settings) -> list[Check]:
     if s.plates.enabled:
         ocr = s.plates.ocr
         if ocr.type == "outpost":
-            out.append(_model_check(Path(s.plates.model_dir), ocr.model, "plates"))
+            out.extend(_model_check(Path(s.plates.model_dir), n, "plates") for n in ocr.names)
         else:
             ok = Path(ocr.path).is_file()
             out.append(

@@ -111,7 +111,7 @@ def readers(args: argparse.Namespace, countries: list[str]) -> dict[str, PlateRe
     for name in args.models.split(","):
         cfg = PlatesConfig(
             model_dir=Path(args.model_dir),
-            ocr=OutpostOcrConfig(model=name),
+            ocr=OutpostOcrConfig(model=name.split("+")),
             countries=countries,  # type: ignore[arg-type]
         )
         out[name] = PlateReader.from_config(cfg)
@@ -132,7 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--data", default="../shared/data/plates-dev")
     p.add_argument("--model-dir", default="models")
-    p.add_argument("--models", default="outpost-plate-ocr-int8,outpost-plate-ocr")
+    p.add_argument(
+        "--models",
+        default="outpost-plate-ocr-cn-int8+outpost-plate-ocr-latin-int8,"
+        "outpost-plate-ocr-cn+outpost-plate-ocr-latin",
+        help="comma-separated readers; a reader may join models with + (one per script)",
+    )
     p.add_argument(
         "--fast-plate-ocr", default="../shared/models/fast_plate_ocr_cct_xs_v1_global.onnx"
     )
@@ -186,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
                     ms = (time.perf_counter() - t0) * 1000
                     got = reads[0] if reads else None
                     e2e.add(s.plate, got.text if got else "", ms)
+                    if args.errors and normalise(got.text if got else "") != normalise(s.plate):
+                        seen = f"{got.text} ({got.confidence:.2f}) at {got.box}" if got else "-"
+                        print(f"  {name} e2e {s.path.name}: {s.plate} -> {seen}, gt {s.box}")
                     assert s.box is not None
                     e2e.found += bool(got and iou(got.box, s.box) > 0.3)
                 _row(f"{folder.name}(e2e)", name, e2e, loc=True)

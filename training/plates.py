@@ -211,8 +211,8 @@ def export(model, args, xs, val_acc: float, wall: float) -> None:  # type: ignor
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"models": []}
     entries = {m["name"]: m for m in manifest.get("models", [])}
     for name, data, dtype in (
-        ("outpost-plate-ocr", float_bytes, "float32"),
-        ("outpost-plate-ocr-int8", int8_bytes, "uint8"),
+        (args.name, float_bytes, "float32"),
+        (f"{args.name}-int8", int8_bytes, "uint8"),
     ):
         f = out / f"{name}.tflite"
         f.write_bytes(data)
@@ -232,8 +232,10 @@ def export(model, args, xs, val_acc: float, wall: float) -> None:  # type: ignor
             },
             "outputs": [{"name": "probs", "shape": [1, T_STEPS, NUM_CLASSES], "blank": 0}],
             "alphabet": ALPHABET,
+            "countries": args.countries,
             "licence": "Apache-2.0 (trained by Outpost on synthetic plates; fonts: DejaVu, "
-            "Liberation, GNU FreeFont, WenQuanYi Zen Hei, Noto Sans CJK, Noto Serif CJK)",
+            "Liberation, GNU FreeFont, URW Nimbus Sans Narrow, Roboto Condensed, Open Sans, "
+            "Bebas Neue, WenQuanYi Zen Hei, Noto Sans CJK, Noto Serif CJK)",
             "command": command,
             "seed": args.seed,
             "synthetic_val_exact": round(val_acc, 4),
@@ -254,10 +256,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--width", type=float, default=1.0)
-    p.add_argument("--cn-share", type=float, default=0.5)
+    p.add_argument("--cn-share", type=float, default=0.5, help="1 = Chinese only, 0 = Latin only")
+    p.add_argument("--name", default="outpost-plate-ocr", help="model name (file and manifest)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
+    args.countries = ["cn"] * (args.cn_share > 0) + ["latin"] * (args.cn_share < 1)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     train(args)

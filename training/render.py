@@ -1,8 +1,7 @@
 """Synthetic plate renderer: Chinese (GA 36-2018 layouts) and US/Latin-style plates.
 
 Every sample comes from a ``random.Random`` so a seed reproduces the whole data set.
-Fonts come from Debian packages (fonts-dejavu-core, fonts-dejavu-extra, fonts-liberation2,
-fonts-freefont-ttf, fonts-wqy-zenhei, fonts-noto-cjk); see docs/plates.md.
+Fonts come from the Debian packages in ``FONT_PACKAGES``; see docs/plates.md.
 """
 
 from __future__ import annotations
@@ -24,6 +23,10 @@ from agent.plates.formats import (
     LETTERS,
 )
 
+FONT_PACKAGES = (
+    "fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 fonts-freefont-ttf fonts-wqy-zenhei "
+    "fonts-noto-cjk fonts-urw-base35 fonts-roboto-unhinted fonts-open-sans fonts-bebas-neue"
+)
 FONT_DIRS = [Path("/usr/share/fonts/truetype"), Path("/usr/share/fonts/opentype")]
 LATIN_FONTS = [
     "dejavu/DejaVuSansCondensed-Bold.ttf",
@@ -39,7 +42,16 @@ LATIN_FONTS = [
     "freefont/FreeSans.ttf",
     "freefont/FreeMonoBold.ttf",
     "freefont/FreeSerifBold.ttf",
+    # narrow plate-like faces: fonts-urw-base35, fonts-roboto-unhinted, fonts-open-sans,
+    # fonts-bebas-neue (most US plate lettering and the GA 36 Latin glyphs are condensed)
+    "urw-base35/NimbusSansNarrow-Bold.otf",
+    "urw-base35/NimbusSansNarrow-Regular.otf",
+    "roboto/unhinted/RobotoCondensed-Bold.ttf",
+    "roboto/unhinted/RobotoCondensed-Medium.ttf",
+    "open-sans/OpenSans-CondBold.ttf",
+    "bebas-neue/BebasNeue-Bold.otf",
 ]
+CN_LATIN_FONTS = [*LATIN_FONTS[:3], *LATIN_FONTS[5:7]]
 DECOR_FONTS = [
     *LATIN_FONTS,
     "dejavu/DejaVuSerif-Bold.ttf",
@@ -120,6 +132,8 @@ def _glyph(ch: str, rel: str) -> np.ndarray:
         return _serif_i(int(rel[5:] or 0))
     if rel.startswith("stroke"):
         return _stroke_glyph(ch, int(rel[6:] or 0))
+    if rel.startswith("open4"):
+        return _open_four(int(rel[5:] or 0))
     font = _font(rel, 96)
     img = Image.new("L", (160, 160), 0)
     ImageDraw.Draw(img).text((20, 10), ch, font=font, fill=255)
@@ -161,6 +175,7 @@ def _serif_i(style: int) -> np.ndarray:
 STROKE_CHARS = "3M0Q"
 US_STROKE_CHARS = "3M"  # US fonts draw 0 and O alike; the stadium 0/Q are GA 36 shapes
 STROKE_STYLES = 3
+OPEN4_STYLES = 6  # 3 stroke weights × (stem from the top, stem starting lower)
 
 
 def _stroke_glyph(ch: str, style: int) -> np.ndarray:
@@ -191,6 +206,24 @@ def _stroke_glyph(ch: str, style: int) -> np.ndarray:
             cv2.polylines(g, [tail], False, 255, t + 4, cv2.LINE_AA)
     else:
         raise ValueError(f"no stroke glyph for {ch!r}")
+    ys, xs = np.nonzero(g > 30)
+    return g[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].copy()
+
+
+def _open_four(style: int) -> np.ndarray:
+    """A 4 with an open top, as many US plate fonts draw it: the diagonal rises towards
+    the stem's top but stops short of it, so that the top is a gap, not an apex."""
+    t = (8, 11, 14)[style % STROKE_STYLES]
+    h, w = 96, 58
+    g = np.zeros((h + t, w + t), np.uint8)
+    o = t // 2
+    bar_y = o + 66
+    stem_x = o + 40
+    stem_top = o if style < STROKE_STYLES else o + 30
+    cv2.line(g, (stem_x, stem_top), (stem_x, o + h), 255, t, cv2.LINE_AA)
+    # diagonal from the crossbar's left end up to the top, ending left of the stem
+    cv2.line(g, (o + 2, bar_y), (stem_x - t - 8, o), 255, t, cv2.LINE_AA)
+    cv2.line(g, (o + 2, bar_y), (o + w, bar_y), 255, t, cv2.LINE_AA)
     ys, xs = np.nonzero(g > 30)
     return g[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].copy()
 
@@ -271,7 +304,7 @@ def _digits(rng: random.Random, n: int) -> str:
 def render_cn(rng: random.Random, kind: str, text: str | None = None) -> Plate:
     """Render one Chinese plate at about 1 px per mm (440×140 single row, 440×220 two rows)."""
     text = text or random_cn_text(rng, kind)
-    latin = rng.choice(LATIN_FONTS[:3] + LATIN_FONTS[5:7])
+    latin = rng.choice(CN_LATIN_FONTS)
     cjk = rng.choices(CJK_FONTS, weights=CJK_FONT_WEIGHTS)[0]
     # GA 36 glyphs have thin strokes (about a ninth of the height): thin more often.
     weight = rng.choice([-5, -3, -2, -1, 0, 0, 1, 2])
@@ -491,26 +524,42 @@ def render_us(rng: random.Random, text: str | None = None) -> Plate:
     bar_one = f"bar{rng.randrange(3, BAR_STYLES)}" if rng.random() < 0.5 else ""
     serif_i = f"serif{rng.randrange(SERIF_STYLES)}" if rng.random() < 0.5 else ""
     stroke = f"stroke{rng.randrange(STROKE_STYLES)}" if rng.random() < 0.25 else ""
+    open4 = f"open4{rng.randrange(OPEN4_STYLES)}" if rng.random() < 0.4 else ""
     groups = shown.replace("-", " ").split(" ")
     label = "".join(groups)
     n = len(label)
-    ch_h = int(H * rng.uniform(0.40, 0.55))
-    ch_w = int(ch_h * rng.uniform(0.45, 0.62))
+    if len(groups) == 1 and n >= 4 and rng.random() < 0.25:
+        # a logo or dash between characters that the plate's text does not show
+        cut = rng.randint(2, n - 2)
+        groups = [label[:cut], label[cut:]]
+    ch_h = int(H * rng.uniform(0.40, 0.60))
+    ch_w = int(ch_h * rng.uniform(0.40, 0.62))
     sep_w = int(ch_w * rng.uniform(0.5, 1.1)) if len(groups) > 1 else 0
-    gap = int(ch_w * rng.uniform(0.05, 0.2))
+    gap = int(ch_w * rng.uniform(0.03, 0.2))
+    # non-character marks next to the text: small stacked letters, logos, stickers, dashes
+    ends = [rng.choice(END_DECOR) if rng.random() < 0.3 else "" for _ in range(2)]
+    end_w = [int(ch_w * rng.uniform(0.5, 1.0)) if e else 0 for e in ends]
+    end_gap = [int(ch_w * rng.uniform(0.15, 0.5)) if e else 0 for e in ends]
     total = n * ch_w + (n - 1) * gap + sep_w * (len(groups) - 1)
-    if total > W - 16:
-        s = (W - 16) / total
+    full = total + sum(end_w) + sum(end_gap)
+    if full > W - 16:
+        s = (W - 16) / full
         ch_w, gap, sep_w = int(ch_w * s), int(gap * s), int(sep_w * s)
+        end_w = [int(v * s) for v in end_w]
+        end_gap = [int(v * s) for v in end_gap]
         total = n * ch_w + (n - 1) * gap + sep_w * (len(groups) - 1)
-    x = (W - total) // 2 + rng.randint(-6, 6)
+        full = total + sum(end_w) + sum(end_gap)
+    x = (W - full) // 2 + rng.randint(-6, 6) + end_w[0] + end_gap[0]
     y = (H - ch_h) // 2 + rng.randint(-6, 8)
-    sep_kind = rng.choice(["space", "dash", "dot", "logo"])
+    if ends[0]:
+        _us_mark(rng, img, ends[0], (x - end_gap[0] - end_w[0], y, end_w[0], ch_h), fg)
+    sep_kind = rng.choice(["space", "dash", "dot", "logo", "logo", "stack"])
     for gi, g in enumerate(groups):
         for ch in g:
             rel = bar_one if ch == "1" and bar_one else font
             rel = serif_i if ch == "I" and serif_i else rel
             rel = stroke if ch in US_STROKE_CHARS and stroke else rel
+            rel = open4 if ch == "4" and open4 else rel
             draw_glyph(img, ch, (x, y, ch_w, ch_h), rel, fg, weight)
             x += ch_w + gap
         if gi < len(groups) - 1:
@@ -519,13 +568,92 @@ def render_us(rng: random.Random, text: str | None = None) -> Plate:
                 cv2.rectangle(img, (cx - sep_w // 3, cy - 3), (cx + sep_w // 3, cy + 3), fg, -1)
             elif sep_kind == "dot":
                 cv2.circle(img, (cx, cy), max(sep_w // 5, 2), fg, -1)
-            elif sep_kind == "logo":
-                col = tuple(rng.randint(0, 255) for _ in range(3))
-                cv2.ellipse(img, (cx, cy), (max(sep_w // 2, 3), ch_h // 3), 0, 0, 360, col, -1)
+            elif sep_kind in ("logo", "stack") and sep_w >= 6:
+                mw = max(int(sep_w * 0.8), 4)
+                _us_mark(rng, img, sep_kind, (cx - mw // 2, y, mw, ch_h), fg)
             x += sep_w
+    if ends[1]:
+        _us_mark(rng, img, ends[1], (x - gap + end_gap[1], y, end_w[1], ch_h), fg)
     if rng.random() < 0.7:
         cv2.rectangle(img, (2, 2), (W - 3, H - 3), _rand_color(rng, True), rng.randint(1, 4))
     return Plate(img, label, "us")
+
+
+END_DECOR = ("stack", "stack", "logo", "logo", "sticker", "dash")
+STACK_WORDS = ("TRK", "DV", "CO", "PL", "AP", "MC", "DP", "TR", "LTD", "US", "EX", "VET", "RV")
+
+
+def _us_mark(
+    rng: random.Random,
+    img: np.ndarray,
+    kind: str,
+    box: tuple[int, int, int, int],
+    fg: tuple[int, ...],
+) -> None:
+    """Draw a non-character mark into ``box`` (x, y, w, h, the text row's height): small
+    letters stacked vertically, a logo (disc, star, state-like outline, keystone), a
+    registration sticker or a dash. The plate's label does not include it."""
+    x, y, w, h = box
+    if w < 3 or h < 6:
+        return
+    cx, cy = x + w // 2, y + h // 2
+    col = fg if rng.random() < 0.5 else tuple(rng.randint(0, 255) for _ in range(3))
+    if kind == "stack":
+        word = rng.choice(STACK_WORDS)
+        word = word[: rng.randint(2, len(word))]
+        span = h * rng.uniform(0.6, 1.0)
+        lh = int(span / len(word) * 0.85)
+        lw = max(min(w, int(lh * rng.uniform(0.6, 1.0))), 2)
+        y0 = int(y + (h - span) / 2)
+        font = rng.choice(LATIN_FONTS)
+        for i, ch in enumerate(word):
+            yy = y0 + int(i * span / len(word))
+            draw_glyph(img, ch, (cx - lw // 2, yy, lw, max(lh, 3)), font, fg)
+    elif kind == "logo":
+        shape = rng.choice(("disc", "star", "outline", "keystone"))
+        rx, ry = max(w // 2, 2), max(int(h * rng.uniform(0.2, 0.45)), 2)
+        ry = min(ry, int(rx * 1.4) + 1)  # no tall thin bars: those would look like 1 or I
+        if shape == "disc":
+            cv2.ellipse(img, (cx, cy), (rx, ry), 0, 0, 360, col, -1)
+        elif shape == "star":
+            pts = []
+            for k in range(10):
+                a = -np.pi / 2 + k * np.pi / 5
+                r = 1.0 if k % 2 == 0 else 0.45
+                pts.append([cx + r * rx * np.cos(a), cy + r * ry * np.sin(a)])
+            cv2.fillPoly(img, [np.array(pts, np.int32)], col)
+        elif shape == "keystone":
+            pts = [
+                [cx - rx, cy - ry],
+                [cx + rx, cy - ry],
+                [cx + rx // 2, cy + ry],
+                [cx - rx // 2, cy + ry],
+            ]
+            cv2.fillPoly(img, [np.array(pts, np.int32)], col)
+        else:  # an irregular state-like outline
+            k = rng.randint(5, 9)
+            pts = [
+                [
+                    cx + rx * rng.uniform(0.5, 1.0) * np.cos(a),
+                    cy + ry * rng.uniform(0.5, 1.0) * np.sin(a),
+                ]
+                for a in np.linspace(0, 2 * np.pi, k, endpoint=False)
+            ]
+            cv2.fillPoly(img, [np.array(pts, np.int32)], col)
+    elif kind == "sticker":
+        sh = int(h * rng.uniform(0.3, 0.6))
+        sy = rng.choice((y, cy - sh // 2, y + h - sh))
+        scol = tuple(rng.randint(0, 255) for _ in range(3))
+        cv2.rectangle(img, (x, sy), (x + w, sy + sh), scol, -1)
+        if sh >= 8 and w >= 8:
+            tcol = (0, 0, 0) if sum(scol) > 380 else (255, 255, 255)
+            word = rng.choice(("08", "12", "24", "JAN", "MAR"))
+            fw = max((w - 2) // len(word), 2)
+            for i, ch in enumerate(word):
+                draw_glyph(img, ch, (x + 1 + i * fw, sy + 2, fw, sh - 4), LATIN_FONTS[0], tcol)
+    else:  # dash
+        th = max(int(h * rng.uniform(0.05, 0.12)), 2)
+        cv2.rectangle(img, (x, cy - th // 2), (x + w, cy + th // 2), fg, -1)
 
 
 # ---------------------------------------------------------------- placement and augmentation
@@ -542,13 +670,16 @@ def _background(rng: random.Random, h: int, w: int) -> np.ndarray:
     return np.clip(bg, 0, 255).astype(np.uint8)
 
 
-def place(rng: random.Random, plate: Plate, tight: float, snug: float = 0.0) -> np.ndarray:
+def place(
+    rng: random.Random, plate: Plate, tight: float, snug: float = 0.0, tilt: float = 10.0
+) -> np.ndarray:
     """Warp the plate with a random perspective onto a background; crop around it.
 
     ``tight`` is the fraction of margin kept around the plate (0 = exact box). With
     probability ``snug`` the crop is instead the plate's own outline, from a little inside
     to a little outside its edge, with mild perspective: data-set and hand-cut crops look
-    like that, while the localiser's boxes come with the wider margins.
+    like that, while the localiser's boxes come with the wider margins. ``tilt`` is the
+    largest in-plane rotation in degrees (60 % of it on snug crops).
     """
     ph, pw = plate.image.shape[:2]
     mx, my = int(pw * 0.25), int(ph * 0.5)
@@ -566,7 +697,8 @@ def place(rng: random.Random, plate: Plate, tight: float, snug: float = 0.0) -> 
         ]
     )
     if rng.random() < 0.5:  # in-plane rotation / shear, as in tilted CCPD crops
-        ang = np.deg2rad(rng.uniform(-6, 6) if is_snug else rng.uniform(-10, 10))
+        lim = tilt * 0.6 if is_snug else tilt
+        ang = np.deg2rad(rng.uniform(-lim, lim))
         c = dst.mean(axis=0)
         rot = np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]], np.float32)
         dst = (dst - c) @ rot.T + c

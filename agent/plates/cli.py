@@ -28,7 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="one JSON object per line")
     r.add_argument("--crop", action="store_true", help="each image is already a plate crop")
     r.add_argument("--model-dir", type=Path, default=None, help="folder with manifest.json")
-    r.add_argument("--model", default=None, help="manifest name (default outpost-plate-ocr-int8)")
+    r.add_argument(
+        "--model", default=None, help="manifest name(s), comma-separated (default: [plates.ocr])"
+    )
     r.add_argument("--fast-plate-ocr", type=Path, default=None, help="use this ONNX model instead")
     r.add_argument("--roi", default=None, help="x,y,w,h to search instead of the whole image")
     return p
@@ -43,7 +45,7 @@ def main(argv: list[str]) -> int:
     if args.fast_plate_ocr:
         updates["ocr"] = FastPlateOcrConfig(type="fast-plate-ocr", path=args.fast_plate_ocr)
     elif args.model:
-        updates["ocr"] = OutpostOcrConfig(model=args.model)
+        updates["ocr"] = OutpostOcrConfig(model=args.model.split(","))
     if args.roi:
         updates["roi"] = tuple(int(v) for v in args.roi.split(","))
     cfg = cfg.model_copy(update=updates)

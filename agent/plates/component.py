@@ -248,16 +248,17 @@ class PlateComponent:
 
 
 def ocr_name(cfg: PlatesConfig) -> str:
-    return "fast-plate-ocr" if isinstance(cfg.ocr, FastPlateOcrConfig) else cfg.ocr.model
+    return "fast-plate-ocr" if isinstance(cfg.ocr, FastPlateOcrConfig) else "+".join(cfg.ocr.names)
 
 
 def check_model(cfg: PlatesConfig) -> None:
-    """Raise ``DriverFault`` unless the configured OCR model is present and intact."""
+    """Raise ``DriverFault`` unless the configured OCR models are present and intact."""
     if isinstance(cfg.ocr, FastPlateOcrConfig):
         if not Path(cfg.ocr.path).is_file():
             raise DriverFault(f"fast-plate-ocr model {cfg.ocr.path} not found")
         return
-    verify_ocr_model(Path(cfg.model_dir), cfg.ocr.model)
+    for name in cfg.ocr.names:
+        verify_ocr_model(Path(cfg.model_dir), name)
 
 
 def build(ctx: AgentContext) -> list[Component]:

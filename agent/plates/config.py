@@ -17,11 +17,34 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+DEFAULT_OCR_MODELS = ("outpost-plate-ocr-latin-int8", "outpost-plate-ocr-int8")
+"""The Latin model reads Latin plates; the joint model, listed after it, reads the Chinese ones."""
+
+
 class OutpostOcrConfig(_Section):
-    """Outpost's own CTC model from ``models/manifest.json``."""
+    """Outpost's own CTC models from ``models/manifest.json``.
+
+    Each manifest entry says which scripts it reads (``countries``: ``cn``, ``latin``); a
+    script goes to the first listed model that reads it, and only the models that the
+    configured countries need are loaded.
+    """
 
     type: Literal["outpost"] = "outpost"
-    model: str = Field("outpost-plate-ocr-int8", description="manifest name of the model")
+    model: str | list[str] = Field(
+        default_factory=lambda: list(DEFAULT_OCR_MODELS),
+        description="manifest name(s) of the model(s)",
+    )
+
+    @property
+    def names(self) -> list[str]:
+        return [self.model] if isinstance(self.model, str) else list(self.model)
+
+    @field_validator("model")
+    @classmethod
+    def _check_model(cls, v: str | list[str]) -> str | list[str]:
+        if not v:
+            raise ValueError("name at least one model")
+        return v
 
 
 class FastPlateOcrConfig(_Section):

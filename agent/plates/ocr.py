@@ -206,6 +206,42 @@ class CtcTfliteOcr:
         return result
 
 
+def group_script(chars: str) -> str:
+    """The script of a character group (``restrict``): ``cn`` when it has Chinese characters."""
+    return "latin" if chars.isascii() else "cn"
+
+
+class ScriptOcr:
+    """Several CTC models, each for the scripts its manifest entry names (``countries``).
+
+    Every character group goes to the first model that reads its script, and a crop is read
+    by each model that has a group; the reader then picks among all their readings as it
+    does among one model's groups.
+    """
+
+    def __init__(self, parts: Sequence[tuple[CtcTfliteOcr, Sequence[str]]]) -> None:
+        self.parts = [(ocr, frozenset(scripts)) for ocr, scripts in parts]
+        self.name = "+".join(ocr.name for ocr, _ in self.parts)
+        self._active = [ocr for ocr, _ in self.parts]
+
+    def restrict(self, groups: Sequence[tuple[str, str]]) -> None:
+        # with several groups no model may repair a missed lead (see CtcTfliteOcr.restrict)
+        pending = [(c, lead if len(groups) == 1 else "") for c, lead in groups]
+        self._active = []
+        for ocr, scripts in self.parts:
+            mine = [g for g in pending if group_script(g[0]) in scripts]
+            pending = [g for g in pending if g not in mine]
+            if mine:
+                ocr.restrict(mine)
+                self._active.append(ocr)
+
+    def read_candidates(self, crop: npt.NDArray[Any]) -> list[OcrResult]:
+        return [r for ocr in self._active for r in ocr.read_candidates(crop)]
+
+    def read(self, crop: npt.NDArray[Any]) -> OcrResult:
+        return max(self.read_candidates(crop), key=lambda r: r.path_score)
+
+
 class FastPlateOcr:
     """Drop-in for fast-plate-ocr ONNX models (fixed slots, uint8 RGB NHWC input).
 

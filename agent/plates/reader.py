@@ -13,6 +13,7 @@ from typing import Any
 import cv2
 import numpy.typing as npt
 
+from agent.errors import DriverFault
 from agent.plates.colour import cn_plate_type, plate_colour
 from agent.plates.config import FastPlateOcrConfig, PlatesConfig
 from agent.plates.formats import (
@@ -24,7 +25,7 @@ from agent.plates.formats import (
 )
 from agent.plates.localise import Box, crop, expand, find_plates
 from agent.plates.models import verify_ocr_model
-from agent.plates.ocr import CtcTfliteOcr, FastPlateOcr, OcrResult, PlateOcr
+from agent.plates.ocr import CtcTfliteOcr, FastPlateOcr, OcrResult, PlateOcr, ScriptOcr
 from agent.plates.voting import PlateRead
 
 Image = npt.NDArray[Any]
@@ -34,12 +35,37 @@ The bare box is there because the models are also trained on snug crops (+2.3 po
 end on the US dev scenes, for a third more OCR time per frame)."""
 
 
+def needed_scripts(cfg: PlatesConfig) -> set[str]:
+    """``cn`` and/or ``latin``: what the configured countries and formats are written in."""
+    out = {"cn" if c == "cn" else "latin" for c in cfg.countries}
+    out.update("latin" if f.pattern.isascii() else "cn" for f in cfg.formats)
+    return out
+
+
 def load_ocr(cfg: PlatesConfig) -> PlateOcr:
-    """The configured OCR back-end; ``DriverFault`` names what is missing."""
+    """The configured OCR back-end; ``DriverFault`` names what is missing.
+
+    Of Outpost's models, those whose scripts the configured countries need are loaded (a
+    manifest entry without ``countries`` reads both).
+    """
     if isinstance(cfg.ocr, FastPlateOcrConfig):
         return FastPlateOcr(cfg.ocr.path, cfg.ocr.config, threads=cfg.threads)
-    path, entry = verify_ocr_model(Path(cfg.model_dir), cfg.ocr.model)
-    return CtcTfliteOcr(path, entry, threads=cfg.threads)
+    needed = needed_scripts(cfg)
+    parts: list[tuple[CtcTfliteOcr, list[str]]] = []
+    covered: set[str] = set()
+    for name in cfg.ocr.names:
+        path, entry = verify_ocr_model(Path(cfg.model_dir), name)
+        scripts = list(entry.get("countries") or ("cn", "latin"))
+        if needed.intersection(scripts) - covered:
+            parts.append((CtcTfliteOcr(path, entry, threads=cfg.threads), scripts))
+            covered.update(scripts)
+    missing = needed - covered
+    if missing:
+        raise DriverFault(
+            f"plates.ocr.model {cfg.ocr.names}: no model reads {'/'.join(sorted(missing))} "
+            "plates (manifest 'countries')"
+        )
+    return parts[0][0] if len(parts) == 1 else ScriptOcr(parts)
 
 
 def crop_variants(image: Image) -> list[Image]:

@@ -10,9 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.plates.config import OutpostOcrConfig, PlatesConfig
+from agent.errors import DriverFault
+from agent.plates.config import DEFAULT_OCR_MODELS, OutpostOcrConfig, PlatesConfig
 from agent.plates.formats import normalise
-from agent.plates.reader import PlateReader
+from agent.plates.ocr import CtcTfliteOcr, ScriptOcr
+from agent.plates.reader import PlateReader, load_ocr
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "models"
@@ -28,26 +30,86 @@ def _manifest() -> dict[str, dict]:
     return {m["name"]: m for m in json.loads((MODELS / "manifest.json").read_text())["models"]}
 
 
-def _reader(name: str, countries: list[str] | None = None) -> PlateReader:
-    cfg = PlatesConfig(
-        model_dir=MODELS,
-        ocr=OutpostOcrConfig(model=name),
+def _cfg(
+    names: list[str] | None = None, countries: list[str] | None = None, model_dir: Path = MODELS
+) -> PlatesConfig:
+    return PlatesConfig(
+        model_dir=model_dir,
+        ocr=OutpostOcrConfig(model=names or list(DEFAULT_OCR_MODELS)),
         countries=countries or ["cn", "us"],  # type: ignore[arg-type]
     )
-    return PlateReader.from_config(cfg)
 
 
-@pytest.mark.parametrize("name", ["outpost-plate-ocr", "outpost-plate-ocr-int8"])
+def _reader(names: list[str] | None = None, countries: list[str] | None = None) -> PlateReader:
+    return PlateReader.from_config(_cfg(names, countries))
+
+
+FLOAT_MODELS = [n.removesuffix("-int8") for n in DEFAULT_OCR_MODELS]
+LATIN, JOINT = DEFAULT_OCR_MODELS
+
+
+@pytest.mark.parametrize("name", [*DEFAULT_OCR_MODELS, *FLOAT_MODELS])
 def test_manifest_matches_files(name: str) -> None:
     entry = _manifest()[name]
     data = (MODELS / entry["file"]).read_bytes()
     assert hashlib.sha256(data).hexdigest() == entry["sha256"]
     assert len(data) <= 5 * 1024 * 1024
     assert entry["command"].startswith("python -m training.plates")
+    assert entry["countries"] == (["latin"] if "-latin" in name else ["cn", "latin"])
+
+
+def test_only_the_models_the_countries_need_are_loaded() -> None:
+    only_cn = load_ocr(_cfg(countries=["cn"]))
+    assert isinstance(only_cn, CtcTfliteOcr) and only_cn.name == JOINT
+    only_us = load_ocr(_cfg(countries=["us"]))
+    assert isinstance(only_us, CtcTfliteOcr) and only_us.name == LATIN
+    both = load_ocr(_cfg())
+    assert isinstance(both, ScriptOcr) and [o.name for o, _ in both.parts] == [LATIN, JOINT]
+
+
+def test_a_country_no_model_reads_is_a_fault() -> None:
+    with pytest.raises(DriverFault, match="no model reads cn plates"):
+        load_ocr(_cfg([LATIN], ["cn", "us"]))
+
+
+def test_each_script_is_read_by_its_own_model(tmp_path: Path) -> None:
+    """Both countries configured: the Chinese group is decoded by the cn model only and the
+    US group by the latin one. Proven with two entries that share the joint model's file
+    (``countries`` cn and latin): the US reading keeps only ASCII, the Chinese one a
+    province, and a third entry without ``countries`` listed after them is never loaded."""
+    entries = _manifest()
+    cn = dict(entries[JOINT], name="copy-cn", countries=["cn"])
+    latin = dict(cn, name="copy-latin", countries=["latin"])
+    joint = {k: v for k, v in cn.items() if k != "countries"} | {"name": "joint"}
+    (tmp_path / cn["file"]).write_bytes((MODELS / cn["file"]).read_bytes())
+    (tmp_path / "manifest.json").write_text(json.dumps({"models": [cn, latin, joint]}))
+    cfg = _cfg([cn["name"], "copy-latin", "joint"], ["cn", "us"], tmp_path)
+    reader = PlateReader.from_config(cfg)
+    assert isinstance(reader.ocr, ScriptOcr)
+    assert [o.name for o, _ in reader.ocr.parts] == [cn["name"], "copy-latin"]
+    crop = _first_dev_cn_crop()
+    reads = reader.ocr.read_candidates(crop)
+    assert len(reads) == 2
+    cn_read, us_read = reads
+    assert cn_read.text and not cn_read.text[0].isascii()
+    assert us_read.text.isascii()
+
+
+def _first_dev_cn_crop() -> np.ndarray:
+    import cv2
+
+    if DEV.is_dir():
+        path = next(iter(sorted((DEV / "lprnet-cn-crops").glob("*.jpg"))))
+        return cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_COLOR)
+    render = pytest.importorskip("training.render")
+    import random
+
+    rng = random.Random(3)
+    return render.render_cn(rng, "blue").image
 
 
 def test_int8_model_reads_a_crop_fast() -> None:
-    reader = _reader("outpost-plate-ocr-int8")
+    reader = _reader()
     crop = np.full((40, 140, 3), 200, np.uint8)
     reader.read_crop(crop)
     t0 = time.perf_counter()
@@ -70,7 +132,7 @@ def test_dev_set_floor(folder: str) -> None:
     import cv2
 
     country, floor = FLOORS[folder]
-    reader = _reader("outpost-plate-ocr-int8", [country])
+    reader = _reader(countries=[country])
     samples = _crops(DEV / folder, 150)
     ok = 0
     for path, plate in samples:

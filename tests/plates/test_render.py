@@ -30,8 +30,7 @@ def _fonts_present() -> bool:
 
 pytestmark = pytest.mark.skipif(
     not _fonts_present(),
-    reason="Debian fonts missing: apt-get install fonts-dejavu-core fonts-dejavu-extra "
-    "fonts-liberation2 fonts-freefont-ttf fonts-wqy-zenhei fonts-noto-cjk",
+    reason=f"Debian fonts missing: apt-get install {render.FONT_PACKAGES}",
 )
 
 
