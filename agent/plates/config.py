@@ -88,7 +88,7 @@ class PlatesConfig(_Section):
     roi: tuple[int, int, int, int] | None = Field(
         None, description="x, y, w, h searched when no vehicle box is given"
     )
-    min_confidence: float = Field(0.7, ge=0, le=1)
+    min_confidence: float = Field(0.8, ge=0, le=1)
     min_chars: int = Field(
         4, ge=1, le=10, description="shorter readings in frames are ignored (signs, stripes)"
     )

@@ -214,26 +214,51 @@ def group_script(chars: str) -> str:
 class ScriptOcr:
     """Several CTC models, each for the scripts its manifest entry names (``countries``).
 
-    Every character group goes to the first model that reads its script, and a crop is read
-    by each model that has a group; the reader then picks among all their readings as it
-    does among one model's groups.
+    A script belongs to the first listed model that reads it. When one of the models reads
+    every configured script (a joint model), it is the judge: it reads each crop with all
+    the character groups, as it would alone, and the reader takes the script of its best
+    reading; if another model owns that script (``expert``), that model reads the crop
+    again and its reading is the one kept. A model trained on one script knows nothing of
+    the other, so its readings cannot be weighed against another model's: without a judge,
+    every model's readings are offered side by side.
     """
 
     def __init__(self, parts: Sequence[tuple[CtcTfliteOcr, Sequence[str]]]) -> None:
         self.parts = [(ocr, frozenset(scripts)) for ocr, scripts in parts]
         self.name = "+".join(ocr.name for ocr, _ in self.parts)
+        self._judge: CtcTfliteOcr | None = None
+        self._experts: dict[str, CtcTfliteOcr] = {}
         self._active = [ocr for ocr, _ in self.parts]
 
     def restrict(self, groups: Sequence[tuple[str, str]]) -> None:
-        # with several groups no model may repair a missed lead (see CtcTfliteOcr.restrict)
-        pending = [(c, lead if len(groups) == 1 else "") for c, lead in groups]
+        scripts = {group_script(c) for c, _ in groups}
+        owner = {s: next((o for o, mine in self.parts if s in mine), None) for s in scripts}
+        self._judge = next((o for o, mine in self.parts if scripts <= mine), None)
+        self._experts = {}
         self._active = []
-        for ocr, scripts in self.parts:
-            mine = [g for g in pending if group_script(g[0]) in scripts]
-            pending = [g for g in pending if g not in mine]
+        if self._judge is not None:
+            self._judge.restrict(groups)
+            self._active = [self._judge]
+        # with several groups no model may repair a missed lead (see CtcTfliteOcr.restrict)
+        several = len(groups) > 1
+        for ocr, _ in self.parts:
+            if ocr is self._judge:
+                continue
+            mine = [
+                (c, "" if several else lead)
+                for c, lead in groups
+                if owner[group_script(c)] is ocr
+            ]
             if mine:
                 ocr.restrict(mine)
-                self._active.append(ocr)
+                if self._judge is None:
+                    self._active.append(ocr)
+                for c, _ in mine:
+                    self._experts[group_script(c)] = ocr
+
+    def expert(self, script: str) -> CtcTfliteOcr | None:
+        """The model that re-reads crops the judge found in ``script`` (None: keep the judge's)."""
+        return self._experts.get(script) if self._judge is not None else None
 
     def read_candidates(self, crop: npt.NDArray[Any]) -> list[OcrResult]:
         return [r for ocr in self._active for r in ocr.read_candidates(crop)]

@@ -128,16 +128,24 @@ class PlateReader:
         crops = crop_variants(image) if variants else [image]
         best: list[PlateRead] = []
         for c in crops:
-            # Per crop: the country reading whose path is most probable; a reading that
-            # fits a configured format beats one that does not.
-            reads = [(self._finish(r, image), r.path_score) for r in self.ocr.read_candidates(c)]
-            best.append(max(reads, key=lambda rs: (rs[0].format is not None, rs[1]))[0])
+            one = self._best_of(self.ocr.read_candidates(c), image)
+            if isinstance(self.ocr, ScriptOcr):
+                expert = self.ocr.expert("cn" if is_chinese(one.text) else "latin")
+                if expert is not None:
+                    one = self._best_of(expert.read_candidates(c), image)
+            best.append(one)
         read = max(best, key=lambda r: (r.format is not None, r.confidence))
         if box is not None:
             read.box = box
         else:
             read.box = (0, 0, int(image.shape[1]), int(image.shape[0]))
         return read
+
+    def _best_of(self, results: list[OcrResult], image: Image) -> PlateRead:
+        """The country reading whose path is most probable; one that fits a configured
+        format beats one that does not."""
+        reads = [(self._finish(r, image), r.path_score) for r in results]
+        return max(reads, key=lambda rs: (rs[0].format is not None, rs[1]))[0]
 
     def _finish(self, result: OcrResult, image: Image) -> PlateRead:
         chinese = is_chinese(result.text)

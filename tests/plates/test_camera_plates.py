@@ -90,7 +90,8 @@ plates = true
     texts = [r["text"] for r in reads]
     # One reading per car: every reading is one of the booth's plates (a character off at
     # most), each car once, and each from its own vehicle track.
-    assert all(min(match_distance(t, p) for p in BOOTH_PLATES) <= 1.0 for t in texts), texts
+    seen = [(r["text"], round(r["confidence"], 2), r["frames"]) for r in reads]
+    assert all(min(match_distance(t, p) for p in BOOTH_PLATES) <= 1.0 for t in texts), seen
     assert len({r["track"] for r in reads}) == len(reads) <= len(BOOTH_PLATES) + 1, texts
     assert "34A36837" in texts, texts
     for r in reads:

@@ -12,7 +12,7 @@ import pytest
 
 from agent.errors import DriverFault
 from agent.plates.config import DEFAULT_OCR_MODELS, OutpostOcrConfig, PlatesConfig
-from agent.plates.formats import normalise
+from agent.plates.formats import is_chinese, normalise
 from agent.plates.ocr import CtcTfliteOcr, ScriptOcr
 from agent.plates.reader import PlateReader, load_ocr
 
@@ -93,6 +93,36 @@ def test_each_script_is_read_by_its_own_model(tmp_path: Path) -> None:
     cn_read, us_read = reads
     assert cn_read.text and not cn_read.text[0].isascii()
     assert us_read.text.isascii()
+
+
+def test_the_joint_model_judges_the_script_and_the_latin_model_reads_latin() -> None:
+    """Default models, both countries: the joint model says which script a crop is in; a
+    Latin crop's reading is then the Latin model's own (as when it is configured alone)."""
+    reader = _reader()
+    assert isinstance(reader.ocr, ScriptOcr)
+    expert = reader.ocr.expert("latin")
+    assert reader.ocr.expert("cn") is None and expert is not None and expert.name == LATIN
+    cn = reader.read_crop(_first_dev_cn_crop())
+    assert cn is not None and is_chinese(cn.text) and cn.format is not None
+    us_crop = _first_dev_us_crop()
+    alone = _reader(countries=["us"]).read_crop(us_crop)
+    joint = _reader([JOINT], ["cn", "us"]).read_crop(us_crop)
+    both = reader.read_crop(us_crop)
+    assert alone is not None and both is not None and joint is not None
+    assert both.text == alone.text and not is_chinese(both.text)
+    assert both.confidence == alone.confidence != joint.confidence
+
+
+def _first_dev_us_crop() -> np.ndarray:
+    import cv2
+
+    if DEV.is_dir():
+        path = next(iter(sorted((DEV / "openalpr-us-crops").rglob("*.png"))))
+        return cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_COLOR)
+    render = pytest.importorskip("training.render")
+    import random
+
+    return render.render_us(random.Random(5), "ABC1234").image
 
 
 def _first_dev_cn_crop() -> np.ndarray:
