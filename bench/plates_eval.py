@@ -25,7 +25,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.plates.config import FastPlateOcrConfig, OutpostOcrConfig, PlatesConfig
+from agent.plates.config import (
+    DEFAULT_OCR_MODELS,
+    FastPlateOcrConfig,
+    OutpostOcrConfig,
+    PlatesConfig,
+)
 from agent.plates.formats import fold, normalise
 from agent.plates.localise import find_plates, iou
 from agent.plates.reader import PlateReader
@@ -134,8 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model-dir", default="models")
     p.add_argument(
         "--models",
-        default="outpost-plate-ocr-cn-int8+outpost-plate-ocr-latin-int8,"
-        "outpost-plate-ocr-cn+outpost-plate-ocr-latin",
+        default=",".join(
+            "+".join(n.removesuffix(suffix) for n in DEFAULT_OCR_MODELS) for suffix in ("", "-int8")
+        ),
         help="comma-separated readers; a reader may join models with + (one per script)",
     )
     p.add_argument(

@@ -249,16 +249,17 @@ class ScriptOcr:
                 for c, lead in groups
                 if owner[group_script(c)] is ocr
             ]
-            if mine:
-                ocr.restrict(mine)
-                if self._judge is None:
-                    self._active.append(ocr)
-                for c, _ in mine:
-                    self._experts[group_script(c)] = ocr
+            if not mine:
+                continue
+            ocr.restrict(mine)
+            if self._judge is None:
+                self._active.append(ocr)
+            else:
+                self._experts.update((group_script(c), ocr) for c, _ in mine)
 
     def expert(self, script: str) -> CtcTfliteOcr | None:
         """The model that re-reads crops the judge found in ``script`` (None: keep the judge's)."""
-        return self._experts.get(script) if self._judge is not None else None
+        return self._experts.get(script)
 
     def read_candidates(self, crop: npt.NDArray[Any]) -> list[OcrResult]:
         return [r for ocr in self._active for r in ocr.read_candidates(crop)]

@@ -25,7 +25,14 @@ from agent.plates.formats import (
 )
 from agent.plates.localise import Box, crop, expand, find_plates
 from agent.plates.models import verify_ocr_model
-from agent.plates.ocr import CtcTfliteOcr, FastPlateOcr, OcrResult, PlateOcr, ScriptOcr
+from agent.plates.ocr import (
+    CtcTfliteOcr,
+    FastPlateOcr,
+    OcrResult,
+    PlateOcr,
+    ScriptOcr,
+    group_script,
+)
 from agent.plates.voting import PlateRead
 
 Image = npt.NDArray[Any]
@@ -38,7 +45,7 @@ end on the US dev scenes, for a third more OCR time per frame)."""
 def needed_scripts(cfg: PlatesConfig) -> set[str]:
     """``cn`` and/or ``latin``: what the configured countries and formats are written in."""
     out = {"cn" if c == "cn" else "latin" for c in cfg.countries}
-    out.update("latin" if f.pattern.isascii() else "cn" for f in cfg.formats)
+    out.update(group_script(f.pattern) for f in cfg.formats)
     return out
 
 
