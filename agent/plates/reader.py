@@ -139,7 +139,12 @@ class PlateReader:
             if isinstance(self.ocr, ScriptOcr):
                 expert = self.ocr.expert("cn" if is_chinese(one.text) else "latin")
                 if expert is not None:
+                    # the expert's text, with the confidence of the less sure model: a
+                    # reading needs both to pass min_confidence (text on a truck's side
+                    # reads near 1.0 to a Latin-only model, not to the joint one)
+                    judged = one.confidence
                     one = self._best_of(expert.read_candidates(c), image)
+                    one.confidence = min(one.confidence, judged)
             best.append(one)
         read = max(best, key=lambda r: (r.format is not None, r.confidence))
         if box is not None:
