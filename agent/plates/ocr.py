@@ -34,6 +34,9 @@ class OcrResult:
     path_score: float = 0.0
     """Mean log-probability of the decoded path per frame; compares readings of one crop
     under different character masks (a masked-out character leaves improbable frames)."""
+    span: tuple[float, float] | None = None
+    """Where the text lies across the model's input, as fractions of its width: the start
+    of the first character's frames and the end of the last one's (None: not known)."""
 
 
 def ctc_decode(probs: Probs, alphabet: str, blank: int = 0, top_k: int = 4) -> OcrResult:
@@ -48,8 +51,12 @@ def ctc_decode(probs: Probs, alphabet: str, blank: int = 0, top_k: int = 4) -> O
     alts: list[dict[str, float]] = []
     prev = blank
     run_peak = -1
+    first = last = -1
     for t, k in enumerate(best):
         k = int(k)
+        if k != blank:
+            first = t if first < 0 else first
+            last = t
         if k != blank and k != prev:
             chars.append(alphabet[k - 1 if blank == 0 else k])
             confs.append(float(probs[t, k]))
@@ -62,7 +69,9 @@ def ctc_decode(probs: Probs, alphabet: str, blank: int = 0, top_k: int = 4) -> O
         prev = k
     conf = float(np.prod(confs) ** (1.0 / len(confs))) if confs else 0.0
     path = float(np.mean(np.log(probs.max(axis=-1) + 1e-9)))
-    return OcrResult("".join(chars), conf, confs, alts, path)
+    steps = len(best)
+    span = (first / steps, (last + 1) / steps) if chars else None
+    return OcrResult("".join(chars), conf, confs, alts, path, span)
 
 
 def _alternatives(row: Probs, alphabet: str, blank: int, top_k: int) -> dict[str, float]:
@@ -136,6 +145,8 @@ class CtcTfliteOcr:
         out = self._decode_groups(self.probs(ocr_input(crop, False)))
         if w / max(h, 1) < TWO_ROW_MAX_ASPECT:
             two = self._decode_groups(self.probs(ocr_input(crop, True)))
+            for r in two:
+                r.span = None  # the unfolded rows do not map back onto the crop's width
             out += [r for r in two if r.text and not r.text[0].isascii()]
         return out
 
@@ -202,6 +213,7 @@ class CtcTfliteOcr:
                     confs,
                     [{ch: p}, *result.alternatives],
                     result.path_score,
+                    (int(t) / len(probs), result.span[1]) if result.span else None,
                 )
         return result
 

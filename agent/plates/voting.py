@@ -25,6 +25,8 @@ class PlateRead:
     format: str | None = None
     ts: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    span: tuple[float, float] | None = None
+    """Where the text lies across the crop (fractions of its width); not published."""
 
 
 @dataclass

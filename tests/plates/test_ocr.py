@@ -34,7 +34,13 @@ def test_ctc_collapses_repeats_and_keeps_doubles_split_by_blank() -> None:
 
 def test_ctc_empty() -> None:
     r = ctc_decode(_frames([0, 0, 0]), ALPHA)
-    assert (r.text, r.confidence) == ("", 0.0)
+    assert (r.text, r.confidence, r.span) == ("", 0.0, None)
+
+
+def test_ctc_span_runs_from_the_first_characters_frame_to_the_end_of_the_last() -> None:
+    r = ctc_decode(_frames([0, 0, 1, 1, 0, 2, 0, 3, 3, 0]), ALPHA)
+    assert r.text == "AB1"
+    assert r.span == pytest.approx((0.2, 0.9))
 
 
 def test_slots_drop_pad() -> None:
