@@ -118,6 +118,7 @@ def readers(args: argparse.Namespace, countries: list[str]) -> dict[str, PlateRe
             model_dir=Path(args.model_dir),
             ocr=OutpostOcrConfig(model=name.split("+")),
             countries=countries,  # type: ignore[arg-type]
+            home_provinces=list(args.home_provinces),
         )
         out[name] = PlateReader.from_config(cfg)
     fpo = Path(args.fast_plate_ocr)
@@ -155,6 +156,11 @@ def main(argv: list[str] | None = None) -> int:
         dest="variants",
         action="store_false",
         help="read each crop once (default: best of crop, trimmed, padded)",
+    )
+    p.add_argument(
+        "--home-provinces",
+        default="",
+        help="[plates] home_provinces for Outpost's models, e.g. 皖 (default: none)",
     )
     p.add_argument("--limit", type=int, default=0, help="first N samples of each folder")
     p.add_argument("--errors", action="store_true", help="print misreads")

@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from agent.plates.formats import CN_PROVINCES
+
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "models"
 
 
@@ -88,6 +90,14 @@ class PlatesConfig(_Section):
     roi: tuple[int, int, int, int] | None = Field(
         None, description="x, y, w, h searched when no vehicle box is given"
     )
+    home_provinces: list[str] = Field(
+        default_factory=list,
+        description="province characters of the checkpoint's own area, e.g. ['皖']: on a "
+        "Chinese plate another province must be 1/home_weight times as probable to be read",
+    )
+    home_weight: float = Field(
+        0.2, gt=0, le=1, description="weight of the other provinces when home_provinces is set"
+    )
     min_confidence: float = Field(0.8, ge=0, le=1)
     min_chars: int = Field(
         4, ge=1, le=10, description="shorter readings in frames are ignored (signs, stripes)"
@@ -101,6 +111,20 @@ class PlatesConfig(_Section):
     watchlist_file: Path | None = Field(
         None, description="default <state_dir>/plates-watchlist.json"
     )
+
+    @field_validator("home_provinces")
+    @classmethod
+    def _check_home(cls, v: list[str]) -> list[str]:
+        bad = [p for p in v if len(p) != 1 or p not in CN_PROVINCES]
+        if bad:
+            raise ValueError(f"{bad}: not province characters (one of {CN_PROVINCES})")
+        return v
+
+    def province_weights(self) -> dict[str, float]:
+        """Class weights for the OCR: the provinces outside ``home_provinces`` (if any)."""
+        if not self.home_provinces:
+            return {}
+        return {p: self.home_weight for p in CN_PROVINCES if p not in self.home_provinces}
 
     @field_validator("roi")
     @classmethod

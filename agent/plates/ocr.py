@@ -7,7 +7,7 @@ functions (``ctc_decode``, ``slots_decode``) that take the model's probability a
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -114,7 +114,9 @@ class PlateOcr(Protocol):
 
     def read_candidates(self, crop: npt.NDArray[Any]) -> list[OcrResult]: ...
 
-    def restrict(self, groups: Sequence[tuple[str, str]]) -> None: ...
+    def restrict(
+        self, groups: Sequence[tuple[str, str]], weights: Mapping[str, float] | None = None
+    ) -> None: ...
 
 
 class CtcTfliteOcr:
@@ -165,21 +167,26 @@ class CtcTfliteOcr:
         out: Probs = np.asarray(self._interp.get_tensor(self._out_index))[0].astype(np.float32)
         return out
 
-    def restrict(self, groups: Sequence[tuple[str, str]]) -> None:
+    def restrict(
+        self, groups: Sequence[tuple[str, str]], weights: Mapping[str, float] | None = None
+    ) -> None:
         """Decode once per group of ``(chars, lead)``, e.g. one group per country.
 
         Only ``chars`` may appear in a group's reading, so a US plate is never read with a
         Chinese character. ``lead``: characters every plate of the group starts with
         (Chinese provinces); when the first one is missed, the most probable ``lead``
-        character before the first decoded one is put back.
+        character before the first decoded one is put back. ``weights``: characters whose
+        probabilities are scaled before decoding (a prior, e.g. the provinces away from
+        the checkpoint's own).
         """
+        weights = weights or {}
         self._groups = []
         for chars, lead in groups:
             keep = np.zeros(len(self.alphabet) + 1, np.float32)
             keep[0] = 1.0
             for i, c in enumerate(self.alphabet):
                 if c in chars:
-                    keep[i + 1] = 1.0
+                    keep[i + 1] = weights.get(c, 1.0)
             # The missed-lead repair only when one country is configured: with several, a
             # repaired reading would fit the Chinese format on any 6-character plate.
             if len(groups) > 1:
@@ -242,14 +249,16 @@ class ScriptOcr:
         self._experts: dict[str, CtcTfliteOcr] = {}
         self._active = [ocr for ocr, _ in self.parts]
 
-    def restrict(self, groups: Sequence[tuple[str, str]]) -> None:
+    def restrict(
+        self, groups: Sequence[tuple[str, str]], weights: Mapping[str, float] | None = None
+    ) -> None:
         scripts = {group_script(c) for c, _ in groups}
         owner = {s: next((o for o, mine in self.parts if s in mine), None) for s in scripts}
         self._judge = next((o for o, mine in self.parts if scripts <= mine), None)
         self._experts = {}
         self._active = []
         if self._judge is not None:
-            self._judge.restrict(groups)
+            self._judge.restrict(groups, weights)
             self._active = [self._judge]
         # with several groups no model may repair a missed lead (see CtcTfliteOcr.restrict)
         several = len(groups) > 1
@@ -263,7 +272,7 @@ class ScriptOcr:
             ]
             if not mine:
                 continue
-            ocr.restrict(mine)
+            ocr.restrict(mine, weights)
             if self._judge is None:
                 self._active.append(ocr)
             else:
@@ -312,7 +321,9 @@ class FastPlateOcr:
         )
         self._input = self._sess.get_inputs()[0].name
 
-    def restrict(self, groups: Sequence[tuple[str, str]]) -> None:
+    def restrict(
+        self, groups: Sequence[tuple[str, str]], weights: Mapping[str, float] | None = None
+    ) -> None:
         """Fixed-slot Latin models have nothing to restrict (their alphabet is A-Z0-9)."""
 
     def read_candidates(self, crop: npt.NDArray[Any]) -> list[OcrResult]:

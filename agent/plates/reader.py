@@ -120,6 +120,7 @@ class PlateReader:
         strict_formats: bool = False,
         roi: Box | None = None,
         min_chars: int = 4,
+        weights: dict[str, float] | None = None,
     ) -> None:
         self.ocr = ocr
         self.formats = formats if formats is not None else dict(COUNTRY_FORMATS)
@@ -131,7 +132,7 @@ class PlateReader:
         for country, fmts in self.formats.items():
             chars = "".join(sorted({c for f in fmts for pos in f.positions for c in pos}))
             groups.append((chars, CN_PROVINCES + "使领" if country == "cn" else ""))
-        ocr.restrict(groups)
+        ocr.restrict(groups, weights)
 
     @classmethod
     def from_config(cls, cfg: PlatesConfig) -> PlateReader:
@@ -139,7 +140,13 @@ class PlateReader:
         for f in cfg.formats:
             formats.setdefault("custom", []).append(PlateFormat(f.name, f.pattern, f.kind))
         return cls(
-            load_ocr(cfg), formats, cfg.min_confidence, cfg.strict_formats, cfg.roi, cfg.min_chars
+            load_ocr(cfg),
+            formats,
+            cfg.min_confidence,
+            cfg.strict_formats,
+            cfg.roi,
+            cfg.min_chars,
+            cfg.province_weights(),
         )
 
     # ------------------------------------------------------------------ crops

@@ -42,6 +42,7 @@ def test_valid_file_and_env_override(tmp_path: Path, monkeypatch: pytest.MonkeyP
         ('[outbox]\nmax_bytes = "lots"\n', "outbox.max_bytes", "lots"),
         ('[mqtt]\nprotocol = "4"\n', "mqtt.protocol", "4"),
         ('[mqtt]\nbrokr = 1\n', "mqtt.brokr", "unknown key"),
+        ('[plates]\nhome_provinces = ["AH"]\n', "plates.home_provinces", "AH"),
     ],
 )
 def test_invalid_value_names_key_and_value(tmp_path: Path, body: str, key: str,

@@ -203,3 +203,25 @@ def test_a_box_much_wider_than_the_plate_is_cut_again_to_fit_the_text() -> None:
         wide += normalise(read.text) == normalise(plate)
         refit += normalise(reader._refit(img, read).text) == normalise(plate)
     assert refit >= wide + 12
+
+
+@needs_dev
+def test_home_provinces_help_the_local_plates_and_leave_the_others_alone() -> None:
+    """The dev Chinese crops are nearly all 皖 (Anhui). With ``home_provinces = ['皖']`` more
+    of them read right; the plates from elsewhere that read right without it still do."""
+    import cv2
+
+    plain = _reader(countries=["cn"])
+    home = PlateReader.from_config(
+        PlatesConfig(model_dir=MODELS, countries=["cn"], home_provinces=["皖"])
+    )
+    gained = 0
+    for path, plate in _crops(DEV / "lprnet-cn-crops", 300):
+        img = cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_COLOR)
+        a, b = plain.read_crop(img), home.read_crop(img)
+        ok_a = a is not None and a.text == plate
+        ok_b = b is not None and b.text == plate
+        gained += ok_b - ok_a
+        if plate[0] != "皖" and ok_a:
+            assert ok_b, plate
+    assert gained >= 6
