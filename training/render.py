@@ -418,16 +418,24 @@ US_PATTERNS = (
 )
 
 
+US_RARE_LETTERS = "IOQ"
+"""Most states leave these out of their serials (their glyphs are those of 1 and 0), so they
+are rare on real plates; drawn as often as other letters they taught the model to read the
+round glyph as O four times out of five."""
+US_LETTERS = "".join(c if c in US_RARE_LETTERS else c * 8 for c in LETTERS)
+
+
 def random_us_text(rng: random.Random) -> str:
     pat = rng.choice(US_PATTERNS)
     out = []
     for p in pat:
         if p == "L":
-            out.append(rng.choice(LETTERS))
+            out.append(rng.choice(US_LETTERS))
         elif p == "D":
             out.append(rng.choice(DIGITS))
         elif p == "A":
-            out.append(rng.choice(LETTERS + LETTERS + DIGITS))
+            # as many letters as before (2 × 26 letters to 10 digits)
+            out.append(rng.choice(US_LETTERS) if rng.random() < 52 / 62 else rng.choice(DIGITS))
         else:
             out.append(p)
     return "".join(out)
