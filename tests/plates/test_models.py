@@ -226,7 +226,8 @@ def test_refit_box_cuts_to_the_text_and_reaches_past_a_side_it_touches() -> None
 def test_a_box_much_wider_than_the_plate_is_cut_again_to_fit_the_text() -> None:
     """Dev US scenes, ground-truth boxes widened by 60 % of their width on each side (as a
     loose localiser box is): read as they are, almost none are right; cut again around the
-    text that first reading found, most are (measured 4 and 27 of the first 60)."""
+    text that first reading found, most are (measured 4 and 27 of the first 60 with the
+    Latin model of 2026-11-24, 6 and 37 with that of 2026-11-25)."""
     import cv2
 
     folder = DEV / "openalpr-us-scenes"
