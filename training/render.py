@@ -172,17 +172,19 @@ def _serif_i(style: int) -> np.ndarray:
     return g
 
 
-STROKE_CHARS = "3M0Q"
+STROKE_CHARS = "3M0QG"
 US_STROKE_CHARS = "3M"  # US fonts draw 0 and O alike; the stadium 0/Q are GA 36 shapes
-STROKE_STYLES = 3
+STROKE_STYLES = 3  # stroke weights; styles 3–5 are the same weights with GA 36's short Q tail
 OPEN4_STYLES = 6  # 3 stroke weights × (stem from the top, stem starting lower)
 
 
 def _stroke_glyph(ch: str, style: int) -> np.ndarray:
     """Engineering-font shapes that the system fonts lack: a flat-topped 3 and an M whose
-    middle stops half-way down (GA 36 and many US plates), and GA 36's stadium-shaped 0 and
-    the same outline with a diagonal tail for Q (so that the tail, not the body, tells
-    them apart), in three stroke weights."""
+    middle stops half-way down (GA 36 and many US plates), and GA 36's stadium-shaped 0,
+    the same outline with a tail for Q (so that the tail, not the body, tells them apart;
+    a long diagonal, or GA 36's short tick at the bottom for styles 3–5) and a narrow G
+    whose bar turns in at mid-height (system fonts' round G is read as 6 on those plates).
+    Three stroke weights."""
     t = (8, 11, 14)[style % STROKE_STYLES]
     h, w = 96, 56
     g = np.zeros((h + t, w + t), np.uint8)
@@ -201,9 +203,21 @@ def _stroke_glyph(ch: str, style: int) -> np.ndarray:
         cv2.ellipse(g, (cx, o + h - r), (r, r), 0, 0, 180, 255, t, cv2.LINE_AA)
         for xx in (cx - r, cx + r):
             cv2.line(g, (xx, o + r), (xx, o + h - r), 255, t, cv2.LINE_AA)
-        if ch == "Q":
+        if ch == "Q" and style < STROKE_STYLES:
             tail = np.array([[cx + 2, o + h - 34], [cx + r + t, o + h + t]], np.int32)
             cv2.polylines(g, [tail], False, 255, t + 4, cv2.LINE_AA)
+        elif ch == "Q":
+            tail = np.array([[cx - 2, o + h - 16], [cx + 10, o + h + t]], np.int32)
+            cv2.polylines(g, [tail], False, 255, t + 2, cv2.LINE_AA)
+    elif ch == "G":
+        r = (w - 8) // 2
+        cx = o + w // 2
+        mid = o + h // 2 + 4
+        cv2.ellipse(g, (cx, o + r), (r, r), 0, 180, 335, 255, t, cv2.LINE_AA)
+        cv2.ellipse(g, (cx, o + h - r), (r, r), 0, 0, 180, 255, t, cv2.LINE_AA)
+        cv2.line(g, (cx - r, o + r), (cx - r, o + h - r), 255, t, cv2.LINE_AA)
+        cv2.line(g, (cx + r, mid), (cx + r, o + h - r), 255, t, cv2.LINE_AA)
+        cv2.line(g, (cx + 2, mid), (cx + r, mid), 255, t, cv2.LINE_AA)
     else:
         raise ValueError(f"no stroke glyph for {ch!r}")
     ys, xs = np.nonzero(g > 30)
@@ -319,7 +333,7 @@ def render_cn(rng: random.Random, kind: str, text: str | None = None) -> Plate:
     cjk_dy = rng.uniform(-0.06, 0.04)
     cjk_blur = rng.uniform(1.0, 3.0) if rng.random() < 0.3 else 0.0
     bar_one = f"bar{rng.randrange(BAR_STYLES)}" if rng.random() < 0.7 else ""
-    stroke = f"stroke{rng.randrange(STROKE_STYLES)}" if rng.random() < 0.6 else ""
+    stroke = f"stroke{rng.randrange(2 * STROKE_STYLES)}" if rng.random() < 0.6 else ""
 
     def font_for(ch: str) -> str:
         if ord(ch) > 127:
