@@ -93,6 +93,15 @@ def test_plate_font_glyphs_have_the_shapes_system_fonts_lack() -> None:
         corner = three[: three.shape[0] // 10, : three.shape[1] // 8]
         assert (corner > 127).any()  # a flat top reaches the top-left corner; a round one does not
         assert render._glyph("M", f"stroke{style}").shape[0] > 30
+    for style in range(2 * render.STROKE_STYLES):
+        g = render._glyph("G", f"stroke{style}") > 127
+        zero = render._glyph("0", f"stroke{style % render.STROKE_STYLES}") > 127
+        h, w = g.shape
+        assert not g[int(h * 0.3) : int(h * 0.48), int(w * 0.8) :].any()  # open above the bar
+        bar = (slice(int(h * 0.5), int(h * 0.62)), slice(int(w * 0.45), int(w * 0.7)))
+        assert g[bar].any() and not zero[bar].any()  # the bar turns in; 0 is hollow there
+        q = render._glyph("Q", f"stroke{style}") > 127
+        assert q.shape[0] > zero.shape[0] or q.sum() > zero.sum()  # the tail adds ink
 
 
 def test_snug_crops_keep_the_plate_filling_the_crop() -> None:
