@@ -175,7 +175,7 @@ def _serif_i(style: int) -> np.ndarray:
 STROKE_CHARS = "3M0QG"
 US_STROKE_CHARS = "3M"  # US fonts draw 0 and O alike; the stadium 0/Q are GA 36 shapes
 STROKE_STYLES = 3  # stroke weights; styles 3–5 are the same weights with GA 36's short Q tail
-OPEN4_STYLES = 6  # 3 stroke weights × (stem from the top, stem starting lower)
+OPEN4_STYLES = 12  # 3 stroke weights × (stem from the top, starting lower) × (slanted, upright)
 
 
 def _stroke_glyph(ch: str, style: int) -> np.ndarray:
@@ -226,17 +226,20 @@ def _stroke_glyph(ch: str, style: int) -> np.ndarray:
 
 def _open_four(style: int) -> np.ndarray:
     """A 4 with an open top, as many US plate fonts draw it: the diagonal rises towards
-    the stem's top but stops short of it, so that the top is a gap, not an apex."""
+    the stem's top but stops short of it, so that the top is a gap, not an apex. Styles
+    6–11 draw the California / Illinois 4, whose left stroke is nearly upright: an L with
+    a short stem through its foot, which is what our model misread as L."""
     t = (8, 11, 14)[style % STROKE_STYLES]
     h, w = 96, 58
     g = np.zeros((h + t, w + t), np.uint8)
     o = t // 2
     bar_y = o + 66
     stem_x = o + 40
-    stem_top = o if style < STROKE_STYLES else o + 30
+    stem_top = o if style % (2 * STROKE_STYLES) < STROKE_STYLES else o + 30
     cv2.line(g, (stem_x, stem_top), (stem_x, o + h), 255, t, cv2.LINE_AA)
     # diagonal from the crossbar's left end up to the top, ending left of the stem
-    cv2.line(g, (o + 2, bar_y), (stem_x - t - 8, o), 255, t, cv2.LINE_AA)
+    top_x = stem_x - t - 8 if style < 2 * STROKE_STYLES else o + 12
+    cv2.line(g, (o + 2, bar_y), (top_x, o), 255, t, cv2.LINE_AA)
     cv2.line(g, (o + 2, bar_y), (o + w, bar_y), 255, t, cv2.LINE_AA)
     ys, xs = np.nonzero(g > 30)
     return g[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].copy()
