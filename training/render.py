@@ -173,7 +173,7 @@ def _serif_i(style: int) -> np.ndarray:
 
 
 STROKE_CHARS = "3M0QG"
-US_STROKE_CHARS = "3M"  # US fonts draw 0 and O alike; the stadium 0/Q are GA 36 shapes
+US_STROKE_CHARS = "3MW"  # US fonts draw 0 and O alike; the stadium 0/Q are GA 36 shapes
 STROKE_STYLES = 3  # stroke weights; styles 3–5 are the same weights with GA 36's short Q tail
 OPEN4_STYLES = 12  # 3 stroke weights × (stem from the top, starting lower) × (slanted, upright)
 
@@ -182,9 +182,11 @@ def _stroke_glyph(ch: str, style: int) -> np.ndarray:
     """Engineering-font shapes that the system fonts lack: a flat-topped 3 and an M whose
     middle stops half-way down (GA 36 and many US plates), and GA 36's stadium-shaped 0,
     the same outline with a tail for Q (so that the tail, not the body, tells them apart;
-    a long diagonal, or GA 36's short tick at the bottom for styles 3–5) and a narrow G
-    whose bar turns in at mid-height (system fonts' round G is read as 6 on those plates).
-    Three stroke weights."""
+    a long diagonal, or GA 36's short tick at the bottom for styles 3–5), a narrow G
+    whose bar turns in at mid-height (system fonts' round G is read as 6 on those plates),
+    and the narrow, upright W of Texas and California plates, its middle apex at full
+    height (styles 0–2) or lower (3–5); the system fonts' wide W taught the model to read
+    those as M or H. Three stroke weights."""
     t = (8, 11, 14)[style % STROKE_STYLES]
     h, w = 96, 56
     g = np.zeros((h + t, w + t), np.uint8)
@@ -209,6 +211,10 @@ def _stroke_glyph(ch: str, style: int) -> np.ndarray:
         elif ch == "Q":
             tail = np.array([[cx - 2, o + h - 16], [cx + 10, o + h + t]], np.int32)
             cv2.polylines(g, [tail], False, 255, t + 2, cv2.LINE_AA)
+    elif ch == "W":
+        top = o if style < STROKE_STYLES else o + h // 4
+        pts = [[o, o], [o + w // 5, o + h], [o + w // 2, top], [o + w - w // 5, o + h], [o + w, o]]
+        cv2.polylines(g, [np.array(pts, np.int32)], False, 255, t, cv2.LINE_AA)
     elif ch == "G":
         r = (w - 8) // 2
         cx = o + w // 2
@@ -552,7 +558,7 @@ def render_us(rng: random.Random, text: str | None = None) -> Plate:
     # flagged 1s only: a plain bar is how most US fonts draw I
     bar_one = f"bar{rng.randrange(3, BAR_STYLES)}" if rng.random() < 0.5 else ""
     serif_i = f"serif{rng.randrange(SERIF_STYLES)}" if rng.random() < 0.5 else ""
-    stroke = f"stroke{rng.randrange(STROKE_STYLES)}" if rng.random() < 0.25 else ""
+    stroke = f"stroke{rng.randrange(2 * STROKE_STYLES)}" if rng.random() < 0.3 else ""
     open4 = f"open4{rng.randrange(OPEN4_STYLES)}" if rng.random() < 0.4 else ""
     groups = shown.replace("-", " ").split(" ")
     label = "".join(groups)

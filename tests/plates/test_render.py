@@ -6,6 +6,7 @@ import random
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 # training/ is not an installed package (it is only needed to make models).
@@ -106,6 +107,12 @@ def test_plate_font_glyphs_have_the_shapes_system_fonts_lack() -> None:
         assert not g[int(h * 0.3) : int(h * 0.48), int(w * 0.8) :].any()  # open above the bar
         bar = (slice(int(h * 0.5), int(h * 0.62)), slice(int(w * 0.45), int(w * 0.7)))
         assert g[bar].any() and not zero[bar].any()  # the bar turns in; 0 is hollow there
+        w_ = render._glyph("W", f"stroke{style}") > 127
+        top_row = w_[2, int(w_.shape[1] * 0.4) : int(w_.shape[1] * 0.6)]
+        assert top_row.any() == (style < render.STROKE_STYLES)  # middle apex at full height
+        foot = w_[-3].astype(np.int8)
+        assert (np.diff(foot) == 1).sum() == 2  # two feet...
+        assert not foot[: w_.shape[1] // 10].any()  # ...inside the corners, unlike M's legs
         q = render._glyph("Q", f"stroke{style}") > 127
         assert q.shape[0] > zero.shape[0] or q.sum() > zero.sum()  # the tail adds ink
 
