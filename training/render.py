@@ -174,7 +174,9 @@ def _serif_i(style: int) -> np.ndarray:
 
 STROKE_CHARS = "3M0QG"
 US_STROKE_CHARS = "3MW"  # US fonts draw 0 and O alike; the stadium 0/Q are GA 36 shapes
-STROKE_STYLES = 3  # stroke weights; styles 3–5 are the same weights with GA 36's short Q tail
+STROKE_STYLES = 3  # stroke weights
+# stroke glyph styles: the 3 weights × a second shape (GA 36's short Q tail, W's lower apex)
+STROKE_VARIANTS = 2 * STROKE_STYLES
 OPEN4_STYLES = 12  # 3 stroke weights × (stem from the top, starting lower) × (slanted, upright)
 
 
@@ -191,6 +193,7 @@ def _stroke_glyph(ch: str, style: int) -> np.ndarray:
     h, w = 96, 56
     g = np.zeros((h + t, w + t), np.uint8)
     o = t // 2
+    r, cx = (w - 8) // 2, o + w // 2  # the stadium outline's radius and axis (0, Q, G)
     if ch == "3":
         pts = np.array([[o + 2, o], [o + w - 6, o], [o + 22, o + 38]], np.int32)
         cv2.polylines(g, [pts], False, 255, t, cv2.LINE_AA)
@@ -199,8 +202,6 @@ def _stroke_glyph(ch: str, style: int) -> np.ndarray:
         pts = np.array([[o, o + h], [o, o], [o + w // 2, o + 58], [o + w, o], [o + w, o + h]])
         cv2.polylines(g, [pts.astype(np.int32)], False, 255, t, cv2.LINE_AA)
     elif ch in "0Q":
-        r = (w - 8) // 2
-        cx = o + w // 2
         cv2.ellipse(g, (cx, o + r), (r, r), 0, 180, 360, 255, t, cv2.LINE_AA)
         cv2.ellipse(g, (cx, o + h - r), (r, r), 0, 0, 180, 255, t, cv2.LINE_AA)
         for xx in (cx - r, cx + r):
@@ -216,8 +217,6 @@ def _stroke_glyph(ch: str, style: int) -> np.ndarray:
         pts = [[o, o], [o + w // 5, o + h], [o + w // 2, top], [o + w - w // 5, o + h], [o + w, o]]
         cv2.polylines(g, [np.array(pts, np.int32)], False, 255, t, cv2.LINE_AA)
     elif ch == "G":
-        r = (w - 8) // 2
-        cx = o + w // 2
         mid = o + h // 2 + 4
         cv2.ellipse(g, (cx, o + r), (r, r), 0, 180, 335, 255, t, cv2.LINE_AA)
         cv2.ellipse(g, (cx, o + h - r), (r, r), 0, 0, 180, 255, t, cv2.LINE_AA)
@@ -241,10 +240,11 @@ def _open_four(style: int) -> np.ndarray:
     o = t // 2
     bar_y = o + 66
     stem_x = o + 40
-    stem_top = o if style % (2 * STROKE_STYLES) < STROKE_STYLES else o + 30
+    upright = style >= OPEN4_STYLES // 2
+    stem_top = o if style % (OPEN4_STYLES // 2) < STROKE_STYLES else o + 30
     cv2.line(g, (stem_x, stem_top), (stem_x, o + h), 255, t, cv2.LINE_AA)
     # diagonal from the crossbar's left end up to the top, ending left of the stem
-    top_x = stem_x - t - 8 if style < 2 * STROKE_STYLES else o + 12
+    top_x = o + 12 if upright else stem_x - t - 8
     cv2.line(g, (o + 2, bar_y), (top_x, o), 255, t, cv2.LINE_AA)
     cv2.line(g, (o + 2, bar_y), (o + w, bar_y), 255, t, cv2.LINE_AA)
     ys, xs = np.nonzero(g > 30)
@@ -342,7 +342,7 @@ def render_cn(rng: random.Random, kind: str, text: str | None = None) -> Plate:
     cjk_dy = rng.uniform(-0.06, 0.04)
     cjk_blur = rng.uniform(1.0, 3.0) if rng.random() < 0.3 else 0.0
     bar_one = f"bar{rng.randrange(BAR_STYLES)}" if rng.random() < 0.7 else ""
-    stroke = f"stroke{rng.randrange(2 * STROKE_STYLES)}" if rng.random() < 0.6 else ""
+    stroke = f"stroke{rng.randrange(STROKE_VARIANTS)}" if rng.random() < 0.6 else ""
 
     def font_for(ch: str) -> str:
         if ord(ch) > 127:
@@ -558,7 +558,7 @@ def render_us(rng: random.Random, text: str | None = None) -> Plate:
     # flagged 1s only: a plain bar is how most US fonts draw I
     bar_one = f"bar{rng.randrange(3, BAR_STYLES)}" if rng.random() < 0.5 else ""
     serif_i = f"serif{rng.randrange(SERIF_STYLES)}" if rng.random() < 0.5 else ""
-    stroke = f"stroke{rng.randrange(2 * STROKE_STYLES)}" if rng.random() < 0.3 else ""
+    stroke = f"stroke{rng.randrange(STROKE_VARIANTS)}" if rng.random() < 0.3 else ""
     open4 = f"open4{rng.randrange(OPEN4_STYLES)}" if rng.random() < 0.4 else ""
     groups = shown.replace("-", " ").split(" ")
     label = "".join(groups)

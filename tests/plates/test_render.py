@@ -97,10 +97,10 @@ def test_plate_font_glyphs_have_the_shapes_system_fonts_lack() -> None:
     for style in range(render.OPEN4_STYLES):
         four = render._glyph("4", f"open4{style}") > 127
         top = four[: four.shape[0] // 12].nonzero()[1] / four.shape[1]
-        upright = style >= 2 * render.STROKE_STYLES
+        upright = style >= render.OPEN4_STYLES // 2
         assert (top.min() < 0.2) == upright  # the California 4's left stroke barely leans
         assert four[int(four.shape[0] * 0.75) :, int(four.shape[1] * 0.5) :].any()  # the stem
-    for style in range(2 * render.STROKE_STYLES):
+    for style in range(render.STROKE_VARIANTS):
         g = render._glyph("G", f"stroke{style}") > 127
         zero = render._glyph("0", f"stroke{style % render.STROKE_STYLES}") > 127
         h, w = g.shape
