@@ -705,8 +705,94 @@ def _background(rng: random.Random, h: int, w: int) -> np.ndarray:
     return np.clip(bg, 0, 255).astype(np.uint8)
 
 
+DEALER_WORDS = (
+    "TOYOTA",
+    "HONDA",
+    "FORD",
+    "CHEVROLET",
+    "NISSAN",
+    "SUBARU",
+    "MOTORS",
+    "AUTO MALL",
+    "AUTO GROUP",
+    "SALES & SERVICE",
+    "RIVERSIDE",
+    "OF THE VALLEY",
+    "CITY",
+    "FINANCING",
+    ".COM",
+)
+
+
+def _framed(rng: random.Random, image: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """The plate in a licence-plate frame (a dealer's surround): wider strips above and
+    below, often with the dealer's name, thin bars at the sides, screw heads at the top.
+    Returns the framed image and the plate's (x, y) offset in it.
+
+    The localiser's boxes hold the frame as well as the plate; without it the model read
+    frame edges, screws and dealer lettering beside the text as characters."""
+    ph, pw = image.shape[:2]
+    side = int(pw * rng.uniform(0.015, 0.06))
+    top, bottom = int(ph * rng.uniform(0.03, 0.18)), int(ph * rng.uniform(0.05, 0.28))
+    kind = rng.random()
+    if kind < 0.5:  # black plastic
+        col = np.array([rng.randint(10, 60)] * 3, np.float32)
+    elif kind < 0.8:  # chrome: bright with a vertical sheen
+        col = np.array([rng.randint(150, 230)] * 3, np.float32)
+    else:
+        col = np.array(_rand_color(rng, rng.random() < 0.6), np.float32)
+    fh, fw = ph + top + bottom, pw + 2 * side
+    shade = 1 + rng.uniform(-0.25, 0.25) * np.cos(np.linspace(0, rng.uniform(3, 9), fh))
+    frame = np.clip(col[None, None, :] * shade[:, None, None], 0, 255) * np.ones((1, fw, 1))
+    out = frame.astype(np.uint8)
+    out[top : top + ph, side : side + pw] = image
+    inset_t, inset_b = int(ph * rng.uniform(0, 0.1)), int(ph * rng.uniform(0, 0.12))
+    out[top : top + inset_t] = frame[top : top + inset_t].astype(np.uint8)
+    out[top + ph - inset_b : top + ph] = frame[top + ph - inset_b : top + ph].astype(np.uint8)
+    ink = (255, 255, 255) if col.mean() < 110 else tuple(rng.randint(0, 90) for _ in range(3))
+    pil = Image.fromarray(out)
+    draw = ImageDraw.Draw(pil)
+    for y0, strip in ((0, top + inset_t), (top + ph - inset_b, bottom + inset_b)):
+        if strip >= 12 and rng.random() < 0.7:
+            word = " ".join(rng.sample(DEALER_WORDS, rng.randint(1, 2)))
+            font = _font(rng.choice(DECOR_FONTS), max(int(strip * rng.uniform(0.5, 0.8)), 8))
+            tw = draw.textlength(word, font=font)
+            x = (fw - tw) / 2 + rng.randint(-20, 20)
+            draw.text((x, y0 + strip * 0.1), word, fill=ink, font=font)
+    out = np.asarray(pil).copy()
+    if rng.random() < 0.6:  # screw heads where US plates are bolted on
+        r = max(int(ph * rng.uniform(0.03, 0.05)), 2)
+        y = top + int(ph * rng.uniform(0.08, 0.14))
+        screw = tuple(rng.randint(90, 220) for _ in range(3))
+        for fx in (0.2, 0.8):
+            cv2.circle(out, (side + int(pw * fx), y), r, screw, -1)
+    return out, side, top
+
+
+def _mounting(rng: random.Random, canvas: np.ndarray) -> None:
+    """Bumper edges, recesses and a lamp around the plate: horizontal bands and blocks."""
+    h, w = canvas.shape[:2]
+    for _ in range(rng.randint(1, 4)):
+        y = rng.randint(0, h - 1)
+        col = tuple(rng.randint(0, 255) for _ in range(3))
+        cv2.rectangle(canvas, (0, y), (w, y + rng.randint(1, max(h // 8, 2))), col, -1)
+    if rng.random() < 0.4:  # a tail lamp or the recess's side wall
+        bw = rng.randint(w // 12, w // 5)
+        x = rng.choice((rng.randint(0, w // 8), w - bw - rng.randint(0, w // 8)))
+        y = rng.randint(0, h // 2)
+        col = (rng.randint(0, 60), rng.randint(0, 60), rng.randint(120, 230))
+        if rng.random() < 0.5:
+            col = tuple(rng.randint(0, 80) for _ in range(3))
+        cv2.rectangle(canvas, (x, y), (x + bw, y + rng.randint(h // 4, h)), col, -1)
+
+
 def place(
-    rng: random.Random, plate: Plate, tight: float, snug: float = 0.0, tilt: float = 10.0
+    rng: random.Random,
+    plate: Plate,
+    tight: float,
+    snug: float = 0.0,
+    tilt: float = 10.0,
+    frame: float = 0.0,
 ) -> np.ndarray:
     """Warp the plate with a random perspective onto a background; crop around it.
 
@@ -714,7 +800,8 @@ def place(
     probability ``snug`` the crop is instead the plate's own outline, from a little inside
     to a little outside its edge, with mild perspective: data-set and hand-cut crops look
     like that, while the localiser's boxes come with the wider margins. ``tilt`` is the
-    largest in-plane rotation in degrees (60 % of it on snug crops).
+    largest in-plane rotation in degrees (60 % of it on snug crops). With probability
+    ``frame`` the plate is in a plate frame on a bumper (``_framed``, ``_mounting``).
     """
     ph, pw = plate.image.shape[:2]
     mx, my = int(pw * 0.25), int(ph * 0.5)
@@ -738,8 +825,14 @@ def place(
         rot = np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]], np.float32)
         dst = (dst - c) @ rot.T + c
     M = cv2.getPerspectiveTransform(src, dst.astype(np.float32))
-    mask = cv2.warpPerspective(np.full((ph, pw), 255, np.uint8), M, (W, H))
-    warped = cv2.warpPerspective(plate.image, M, (W, H))
+    image = plate.image
+    if frame and rng.random() < frame:
+        _mounting(rng, canvas)
+        image, ox, oy = _framed(rng, image)
+        M = M @ np.array([[1, 0, -ox], [0, 1, -oy], [0, 0, 1]], np.float64)
+    fh, fw = image.shape[:2]
+    mask = cv2.warpPerspective(np.full((fh, fw), 255, np.uint8), M, (W, H))
+    warped = cv2.warpPerspective(image, M, (W, H))
     canvas = np.where(mask[:, :, None] > 127, warped, canvas)
     x0, y0 = dst[:, 0].min(), dst[:, 1].min()
     x1, y1 = dst[:, 0].max(), dst[:, 1].max()
@@ -819,5 +912,5 @@ def sample(rng: random.Random, cn_share: float = 0.5) -> tuple[np.ndarray, str, 
         crop = place(rng, plate, tight=0.08, snug=0.65)
     else:
         plate = render_us(rng)
-        crop = place(rng, plate, tight=0.15, snug=0.5)
+        crop = place(rng, plate, tight=0.15, snug=0.5, frame=0.5)
     return augment(rng, crop), plate.text, plate.two_row

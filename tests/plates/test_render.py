@@ -125,3 +125,20 @@ def test_snug_crops_keep_the_plate_filling_the_crop() -> None:
         crop = render.place(rng, plate, tight=0.15, snug=1.0)
         h, w = crop.shape[:2]
         assert 0.85 * pw < w < 1.2 * pw and 0.75 * ph < h < 1.35 * ph
+
+
+def test_plate_frames_surround_the_plate_and_leave_it_whole() -> None:
+    rng = random.Random(8)
+    plate = render.render_us(rng)
+    ph, pw = plate.image.shape[:2]
+    for _ in range(10):
+        framed, ox, oy = render._framed(rng, plate.image)
+        fh, fw = framed.shape[:2]
+        assert fw > pw and fh > ph and 0 < ox and 0 < oy
+        assert ox + pw < fw and oy + ph < fh  # a strip on every side
+        # the text rows (a quarter to three quarters of the height) are the plate's own
+        rows = slice(oy + ph // 4, oy + 3 * ph // 4)
+        assert np.array_equal(framed[rows, ox : ox + pw], plate.image[ph // 4 : 3 * ph // 4])
+    # a framed placement still crops around the plate, with the frame in the margins
+    crops = [render.place(rng, plate, tight=0.15, snug=0.0, frame=1.0) for _ in range(10)]
+    assert all(0.9 * pw < c.shape[1] < 1.4 * pw for c in crops)
