@@ -134,7 +134,7 @@ def test_plate_frames_surround_the_plate_and_leave_it_whole() -> None:
     for _ in range(10):
         framed, ox, oy = render._framed(rng, plate.image)
         fh, fw = framed.shape[:2]
-        assert fw > pw and fh > ph and 0 < ox and 0 < oy
+        assert fw > pw and fh > ph and ox > 0 and oy > 0
         assert ox + pw < fw and oy + ph < fh  # a strip on every side
         # the text rows (a quarter to three quarters of the height) are the plate's own
         rows = slice(oy + ph // 4, oy + 3 * ph // 4)
