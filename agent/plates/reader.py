@@ -262,20 +262,24 @@ class PlateReader:
         return self._refit(image, best) if best is not None else None
 
     def _refit(self, image: Image, read: PlateRead) -> PlateRead:
-        """Read once more from the box cut to fit the text the reading found; keep the
-        more confident of the two.
+        """Read the winning candidate again, at its own box and at the box cut to fit the
+        text that the reading found, each with the crop variants (trimmed and padded);
+        keep the most confident reading, one that fits a format before one that does not.
 
         The localiser's boxes often hold a plate's frame, a sticker or the car around it
         (extra characters) or only part of the plate (missing ones); where the model saw
         the text tells how to cut the box (+3.1 points end to end on the US dev scenes).
+        The variants, read for the winner only, took off frame edges and logos that the
+        plain crops had read as characters (+4.1 points; four more OCR passes a region).
         """
-        if read.span is None or len(read.text) < 2:
-            return read
-        box = refit_box(read.box, read.span, len(read.text), image.shape)
-        if box == read.box:
-            return read
-        again = self.read_crop(crop(image, box), box, need=self.min_confidence)
-        if again is None or not self.acceptable(again):
-            return read
-        lost_format = read.format is not None and again.format is None
-        return read if lost_format or again.confidence < read.confidence else again
+        boxes = [read.box]
+        if read.span is not None and len(read.text) >= 2:
+            fitted = refit_box(read.box, read.span, len(read.text), image.shape)
+            if fitted != read.box:
+                boxes.append(fitted)
+        reads = [read]
+        for box in boxes:
+            again = self.read_crop(crop(image, box), box, variants=True, need=self.min_confidence)
+            if again is not None and self.acceptable(again):
+                reads.append(again)
+        return max(reads, key=lambda r: (r.format is not None, r.confidence))
