@@ -64,7 +64,15 @@ def render_dataset(
     )
 
 
-def build_model(width: float = 1.0):  # type: ignore[no-untyped-def]
+CONTEXT_DILATIONS = (2, 4, 8)
+"""Dilations of the optional residual blocks over the time axis (``--context``)."""
+
+
+def build_model(width: float = 1.0, context: int = 0):  # type: ignore[no-untyped-def]
+    """The CTC model. ``context``: that many more residual blocks over the 32 time steps,
+    dilated 2, 4, 8: each step then sees 106 (2 blocks) or 170 (3) of the 128 input
+    columns instead of 58, so where the plate ends and what is beside it can tell a frame
+    edge or a logo from a character."""
     import tensorflow as tf
     from tensorflow import keras
     from tensorflow.keras import layers
@@ -94,6 +102,10 @@ def build_model(width: float = 1.0):  # type: ignore[no-untyped-def]
     y = block(x, c(192), (1, 3))
     y = block(y, c(192), (1, 3))
     x = layers.Add()([x, y])
+    for d in CONTEXT_DILATIONS[:context]:
+        y = layers.Conv2D(c(192), (1, 3), dilation_rate=(1, d), padding="same", use_bias=False)(x)
+        y = layers.BatchNormalization()(y)
+        x = layers.Add()([x, layers.ReLU()(y)])
     x = layers.Dropout(0.15)(x)
     x = layers.Conv2D(NUM_CLASSES, (1, 1))(x)
     x = layers.Reshape((T_STEPS, NUM_CLASSES))(x)
@@ -129,7 +141,7 @@ def train(args: argparse.Namespace) -> None:
     xv, yv, lv = render_dataset(args.seed + 7919, args.val_samples, args.workers, args.cn_share)
     log.info("rendered %d train + %d val in %.0f s", len(xs), len(xv), time.time() - t0)
 
-    model = build_model(args.width)
+    model = build_model(args.width, args.context)
     model.summary(print_fn=log.info)
     sched = tf.keras.optimizers.schedules.CosineDecay(args.lr, args.steps, alpha=0.02)
     opt = tf.keras.optimizers.Adam(sched)
@@ -256,6 +268,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--width", type=float, default=1.0)
+    p.add_argument(
+        "--context", type=int, default=0, choices=range(len(CONTEXT_DILATIONS) + 1),
+        help="dilated residual blocks over the time axis (wider context per step)",
+    )
     p.add_argument("--cn-share", type=float, default=0.5, help="1 = Chinese only, 0 = Latin only")
     p.add_argument("--name", default="outpost-plate-ocr", help="model name (file and manifest)")
     p.add_argument("--workers", type=int, default=2)
