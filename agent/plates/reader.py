@@ -159,7 +159,12 @@ class PlateReader:
     # ------------------------------------------------------------------ crops
 
     def read_crop(
-        self, image: Image, box: Box | None = None, variants: bool = False, need: float = 0.0
+        self,
+        image: Image,
+        box: Box | None = None,
+        variants: bool = False,
+        need: float = 0.0,
+        plain: bool = True,
     ) -> PlateRead | None:
         """Read one plate crop (already cut to the plate). None when nothing is legible.
 
@@ -168,10 +173,16 @@ class PlateReader:
         training; +3.7 points on the US dev crops for 3× the OCR time). ``need``: the
         confidence a reading must reach to be of use; a judged reading below it is
         returned without the expert's second read (it could only lower the confidence).
+        ``plain=False``: leave out the crop as cut (its reading is already known), read only
+        the variants.
         """
         if image.size == 0 or image.shape[0] < 6 or image.shape[1] < 12:
             return None
         crops = crop_variants(image) if variants else [(image, 0)]
+        if not plain:
+            crops = crops[1:]
+            if not crops:
+                return None
         width = image.shape[1]
         best: list[PlateRead] = []
         for c, left in crops:
@@ -272,14 +283,16 @@ class PlateReader:
         The variants, read for the winner only, took off frame edges and logos that the
         plain crops had read as characters (+4.1 points; four more OCR passes a region).
         """
-        boxes = [read.box]
+        boxes = [(read.box, False)]  # the winner's own box as cut is ``read`` itself
         if read.span is not None and len(read.text) >= 2:
             fitted = refit_box(read.box, read.span, len(read.text), image.shape)
             if fitted != read.box:
-                boxes.append(fitted)
+                boxes.append((fitted, True))
         reads = [read]
-        for box in boxes:
-            again = self.read_crop(crop(image, box), box, variants=True, need=self.min_confidence)
+        for box, plain in boxes:
+            again = self.read_crop(
+                crop(image, box), box, variants=True, need=self.min_confidence, plain=plain
+            )
             if again is not None and self.acceptable(again):
                 reads.append(again)
         return max(reads, key=lambda r: (r.format is not None, r.confidence))

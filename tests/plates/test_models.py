@@ -290,8 +290,8 @@ def test_the_winning_candidate_is_read_again_with_the_crop_variants() -> None:
     real = reader.read_crop
     calls: list[tuple[tuple[int, int, int, int] | None, bool, PlateRead | None]] = []
 
-    def logged(image, box=None, variants=False, need=0.0):  # type: ignore[no-untyped-def]
-        out = real(image, box, variants, need)
+    def logged(image, box=None, variants=False, need=0.0, plain=True):  # type: ignore[no-untyped-def]
+        out = real(image, box, variants, need, plain)
         calls.append((box, variants, out))
         return out
 
