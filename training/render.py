@@ -743,12 +743,13 @@ def _framed(rng: random.Random, image: np.ndarray) -> tuple[np.ndarray, int, int
         col = np.array(_rand_color(rng, rng.random() < 0.6), np.float32)
     fh, fw = ph + top + bottom, pw + 2 * side
     shade = 1 + rng.uniform(-0.25, 0.25) * np.cos(np.linspace(0, rng.uniform(3, 9), fh))
-    frame = np.clip(col[None, None, :] * shade[:, None, None], 0, 255) * np.ones((1, fw, 1))
-    out = frame.astype(np.uint8)
+    rows = np.clip(col[None, :] * shade[:, None], 0, 255).astype(np.uint8)  # (fh, 3)
+    frame = np.repeat(rows[:, None, :], fw, axis=1)
+    out = frame.copy()
     out[top : top + ph, side : side + pw] = image
     inset_t, inset_b = int(ph * rng.uniform(0, 0.1)), int(ph * rng.uniform(0, 0.12))
-    out[top : top + inset_t] = frame[top : top + inset_t].astype(np.uint8)
-    out[top + ph - inset_b : top + ph] = frame[top + ph - inset_b : top + ph].astype(np.uint8)
+    out[top : top + inset_t] = frame[top : top + inset_t]
+    out[top + ph - inset_b : top + ph] = frame[top + ph - inset_b : top + ph]
     ink = (255, 255, 255) if col.mean() < 110 else tuple(rng.randint(0, 90) for _ in range(3))
     pil = Image.fromarray(out)
     draw = ImageDraw.Draw(pil)
