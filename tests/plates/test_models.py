@@ -235,38 +235,35 @@ def test_refit_box_cuts_to_the_text_and_reaches_past_a_side_it_touches() -> None
     assert refit_box((500, 50, 120, 40), (0.5, 1.0), 3, (480, 640, 3)) == (540, 50, 100, 40)
 
 
+def _dev_scenes(limit: int) -> list[tuple[np.ndarray, tuple[int, int, int, int], str]]:
+    """The first ``limit`` dev US scenes: (image, labelled plate box, plate)."""
+    import cv2
+
+    folder = DEV / "openalpr-us-scenes"
+    out = []
+    for label in sorted(folder.glob("*.txt"))[:limit]:
+        name, x, y, w, h, plate = label.read_text().strip().split("\t")[:6]
+        img = cv2.imdecode(np.fromfile(str(folder / name), np.uint8), cv2.IMREAD_COLOR)
+        out.append((img, (int(x), int(y), int(w), int(h)), plate))
+    return out
+
+
 @needs_dev
 def test_a_box_much_wider_than_the_plate_is_cut_again_to_fit_the_text() -> None:
     """Dev US scenes, ground-truth boxes widened by 60 % of their width on each side (as a
     loose localiser box is): read as they are, almost none are right; cut again around the
     text that first reading found, most are (measured 4 and 27 of the first 60 with the
     Latin model of 2026-11-24, 6 and 37 with that of 2026-11-25)."""
-    import cv2
-
-    folder = DEV / "openalpr-us-scenes"
     reader = _reader(countries=["us"])
     wide = refit = 0
-    for label in sorted(folder.glob("*.txt"))[:60]:
-        name, x, y, w, h, plate = label.read_text().strip().split("\t")[:6]
-        img = cv2.imdecode(np.fromfile(str(folder / name), np.uint8), cv2.IMREAD_COLOR)
-        box = expand((int(x), int(y), int(w), int(h)), 0.6, 0.1, img.shape)
+    for img, plate_box, plate in _dev_scenes(60):
+        box = expand(plate_box, 0.6, 0.1, img.shape)
         read = reader.read_crop(crop(img, box), box)
         if read is None:
             continue
         wide += normalise(read.text) == normalise(plate)
         refit += normalise(reader._refit(img, read).text) == normalise(plate)
     assert refit >= wide + 12
-
-
-def _dev_scenes(limit: int) -> list[tuple[np.ndarray, str]]:
-    import cv2
-
-    folder = DEV / "openalpr-us-scenes"
-    out = []
-    for label in sorted(folder.glob("*.txt"))[:limit]:
-        name, *_, plate = label.read_text().strip().split("\t")[:6]
-        out.append((cv2.imdecode(np.fromfile(str(folder / name), np.uint8), 1), plate))
-    return out
 
 
 @needs_dev
@@ -276,7 +273,7 @@ def test_dev_scenes_end_to_end_floor() -> None:
     and 10:41 alike)."""
     reader = _reader(countries=["us"])
     ok = 0
-    for img, plate in _dev_scenes(100):
+    for img, _, plate in _dev_scenes(100):
         reads = reader.read_image(img)
         ok += bool(reads) and normalise(reads[0].text) == normalise(plate)
     assert ok >= 58
@@ -296,7 +293,7 @@ def test_the_winning_candidate_is_read_again_with_the_crop_variants() -> None:
         return out
 
     reader.read_crop = logged  # type: ignore[method-assign]
-    for img, _ in _dev_scenes(8):
+    for img, _, _ in _dev_scenes(8):
         calls.clear()
         got = reader.read_image(img)
         again = [(box, out) for box, variants, out in calls if variants]
