@@ -573,7 +573,7 @@ def render_us(rng: random.Random, text: str | None = None) -> Plate:
     gap = int(ch_w * rng.uniform(0.03, 0.2))
     # non-character marks next to the text: small stacked letters, logos, stickers, dashes
     ends = [rng.choice(END_DECOR) if rng.random() < 0.3 else "" for _ in range(2)]
-    end_w = [int(ch_w * rng.uniform(0.5, 1.0)) if e else 0 for e in ends]
+    end_w = [int(ch_w * rng.uniform(*END_WIDTH.get(e, (0.5, 1.0)))) if e else 0 for e in ends]
     end_gap = [int(ch_w * rng.uniform(0.15, 0.5)) if e else 0 for e in ends]
     total = n * ch_w + (n - 1) * gap + sep_w * (len(groups) - 1)
     full = total + sum(end_w) + sum(end_gap)
@@ -588,7 +588,7 @@ def render_us(rng: random.Random, text: str | None = None) -> Plate:
     y = (H - ch_h) // 2 + rng.randint(-6, 8)
     if ends[0]:
         _us_mark(rng, img, ends[0], (x - end_gap[0] - end_w[0], y, end_w[0], ch_h), fg)
-    sep_kind = rng.choice(["space", "dash", "dot", "logo", "logo", "stack"])
+    sep_kind = rng.choice(["space", "dash", "dot", "logo", "picto", "picto", "stack"])
     for gi, g in enumerate(groups):
         for ch in g:
             rel = bar_one if ch == "1" and bar_one else font
@@ -603,7 +603,7 @@ def render_us(rng: random.Random, text: str | None = None) -> Plate:
                 cv2.rectangle(img, (cx - sep_w // 3, cy - 3), (cx + sep_w // 3, cy + 3), fg, -1)
             elif sep_kind == "dot":
                 cv2.circle(img, (cx, cy), max(sep_w // 5, 2), fg, -1)
-            elif sep_kind in ("logo", "stack") and sep_w >= 6:
+            elif sep_kind in ("logo", "picto", "stack") and sep_w >= 6:
                 mw = max(int(sep_w * 0.8), 4)
                 _us_mark(rng, img, sep_kind, (cx - mw // 2, y, mw, ch_h), fg)
             x += sep_w
@@ -614,7 +614,7 @@ def render_us(rng: random.Random, text: str | None = None) -> Plate:
     return Plate(img, label, "us")
 
 
-END_DECOR = ("stack", "stack", "logo", "logo", "sticker", "dash")
+END_DECOR = ("stack", "stack", "logo", "picto", "picto", "sticker", "dash")
 STACK_WORDS = ("TRK", "DV", "CO", "PL", "AP", "MC", "DP", "TR", "LTD", "US", "EX", "VET", "RV")
 
 
@@ -686,9 +686,126 @@ def _us_mark(
             fw = max((w - 2) // len(word), 2)
             for i, ch in enumerate(word):
                 draw_glyph(img, ch, (x + 1 + i * fw, sy + 2, fw, sh - 4), LATIN_FONTS[0], tcol)
+    elif kind == "picto":
+        _pictogram(rng, img, box, col)
     else:  # dash
         th = max(int(h * rng.uniform(0.05, 0.12)), 2)
         cv2.rectangle(img, (x, cy - th // 2), (x + w, cy + th // 2), fg, -1)
+
+
+END_WIDTH = {"picto": (0.8, 1.6)}
+"""Width of an end mark in character widths, where it is not 0.5–1.0."""
+PICTOGRAMS = ("seal", "seal", "wheelchair", "rider", "cactus", "panel")
+SEAL_LETTERS = "ABCDEFGHJKLMNOPRSTUVWXYZ"
+PANEL_WORDS = ("DONATE", "LIFE", "I CARE", "FIRE", "RESCUE", "ARMY", "VET", "SUPPORT", "KIDS")
+
+
+def _pictogram(
+    rng: random.Random, img: np.ndarray, box: tuple[int, int, int, int], col: tuple[int, ...]
+) -> None:
+    """Draw one of the pictures that specialty plates carry beside or between the
+    characters, at about the text row's height, sometimes taller: a round seal or club
+    emblem (rings, often a letter or a star inside), the wheelchair symbol, a horse and
+    rider, a saguaro cactus, or a small coloured panel with tiny lettering. The plate's
+    label leaves it out, so the model learns to read past it; without these it read the
+    real ones as `W`, `5`, `C`, `1`, `6` or `Q`."""
+    x, y, w, h = box
+    ph = int(h * rng.uniform(0.75, 1.25))
+    y += (h - ph) // 2
+    h = ph
+    cx, cy = x + w // 2, y + h // 2
+    kind = rng.choice(PICTOGRAMS)
+    th = max(int(min(w, h) * rng.uniform(0.08, 0.16)), 1)  # stroke width
+    if kind == "seal":
+        r = max(min(w, h) // 2, 3)
+        ring = tuple(rng.randint(0, 255) for _ in range(3))
+        cv2.circle(img, (cx, cy), r, ring, -1, cv2.LINE_AA)
+        inner = tuple(rng.randint(0, 255) for _ in range(3))
+        ri = max(int(r * rng.uniform(0.55, 0.8)), 2)
+        cv2.circle(img, (cx, cy), ri, inner, -1, cv2.LINE_AA)
+        if rng.random() < 0.5:  # lettering or dots around the ring
+            for a in np.linspace(0, 2 * np.pi, rng.randint(8, 20), endpoint=False):
+                px = int(cx + (r + ri) / 2 * np.cos(a))
+                py = int(cy + (r + ri) / 2 * np.sin(a))
+                cv2.circle(img, (px, py), max((r - ri) // 4, 1), col, -1)
+        motif = rng.random()
+        if motif < 0.5 and ri >= 5:  # a club's letter, not part of the plate's text
+            ch = rng.choice(SEAL_LETTERS)
+            s = int(ri * rng.uniform(0.9, 1.3))
+            draw_glyph(img, ch, (cx - s // 2, cy - s // 2, s, s), rng.choice(LATIN_FONTS), col)
+        elif motif < 0.8:
+            pts = []
+            for k in range(10):
+                a = -np.pi / 2 + k * np.pi / 5
+                rr = ri * (0.8 if k % 2 == 0 else 0.35)
+                pts.append([cx + rr * np.cos(a), cy + rr * np.sin(a)])
+            cv2.fillPoly(img, [np.array(pts, np.int32)], col, cv2.LINE_AA)
+        else:  # a figure or building: random blocks
+            for _ in range(rng.randint(2, 5)):
+                bx, by = cx + rng.randint(-ri // 2, ri // 2), cy + rng.randint(-ri // 2, ri // 2)
+                bs = max(ri // rng.randint(2, 4), 1)
+                cv2.rectangle(img, (bx - bs, by - bs), (bx + bs, by + bs), col, -1)
+    elif kind == "wheelchair":
+        u = min(w, h)
+        ox, oy = cx - u // 2, cy - u // 2
+        t = max(th, 2)
+        cv2.circle(img, (ox + int(u * 0.35), oy + int(u * 0.1)), max(int(u * 0.09), 1), col, -1)
+        pts = [(0.33, 0.25), (0.33, 0.6), (0.7, 0.6), (0.82, 0.92)]
+        path = np.array([[ox + px * u, oy + py * u] for px, py in pts], np.int32)
+        cv2.polylines(img, [path], False, col, t, cv2.LINE_AA)
+        arm = np.array([[ox + 0.33 * u, oy + 0.4 * u], [ox + 0.6 * u, oy + 0.4 * u]], np.int32)
+        cv2.polylines(img, [arm], False, col, max(t - 1, 1), cv2.LINE_AA)
+        wc, wr = (ox + int(u * 0.38), oy + int(u * 0.7)), max(int(u * 0.27), 2)
+        cv2.ellipse(img, wc, (wr, wr), 0, rng.randint(-60, -20), 200, col, t, cv2.LINE_AA)
+    elif kind == "rider":
+        # a bucking horse: a tilted body, neck and head, two to four legs, a rider on top
+        ang = rng.uniform(-35, 35)
+        bw, bh = max(int(w * 0.4), 2), max(int(h * 0.15), 2)
+        body = (cx, cy + h // 10)
+        cv2.ellipse(img, body, (bw, bh), ang, 0, 360, col, -1, cv2.LINE_AA)
+        rad = np.deg2rad(ang)
+        ux, uy = np.cos(rad), np.sin(rad)
+        nx, ny = body[0] + ux * bw * 0.9, body[1] + uy * bw * 0.9
+        head = (int(nx + ux * bw * 0.3), int(ny - h * 0.25))
+        cv2.line(img, (int(nx), int(ny)), head, col, max(th * 2, 2), cv2.LINE_AA)
+        leg = max(th, 1)
+        for f in rng.sample((-0.8, -0.5, 0.5, 0.8), rng.randint(2, 4)):
+            lx, ly = int(body[0] + ux * bw * f), int(body[1] + uy * bw * f)
+            end = (lx + rng.randint(-w // 5, w // 5), min(ly + int(h * 0.4), y + h))
+            cv2.line(img, (lx, ly), end, col, leg, cv2.LINE_AA)
+        rx, ry = body[0] - int(uy * bh), body[1] - bh - int(h * 0.15)
+        cv2.line(img, (body[0], body[1] - bh // 2), (rx, ry), col, max(th, 2), cv2.LINE_AA)
+        cv2.circle(img, (rx, ry - max(h // 12, 1)), max(h // 12, 1), col, -1)
+        hat = max(w // 5, 2)
+        cv2.line(img, (rx - hat, ry - h // 8), (rx + hat, ry - h // 8), col, max(th // 2, 1))
+    elif kind == "cactus":
+        t = max(int(w * rng.uniform(0.14, 0.24)), 2)
+        top, bottom = y + int(h * 0.05), y + h
+        cv2.line(img, (cx, top + t // 2), (cx, bottom), col, t, cv2.LINE_AA)
+        for side in (-1, 1):
+            if rng.random() < 0.85:
+                ay = y + int(h * rng.uniform(0.35, 0.65))
+                ax = cx + side * int(w * rng.uniform(0.25, 0.42))
+                up = ay - int(h * rng.uniform(0.15, 0.35))
+                path = np.array([[cx, ay], [ax, ay], [ax, up]], np.int32)
+                cv2.polylines(img, [path], False, col, max(int(t * 0.8), 1), cv2.LINE_AA)
+    else:  # panel: a coloured box with a line or two of tiny lettering
+        fill = tuple(rng.randint(0, 255) for _ in range(3))
+        cv2.rectangle(img, (x, y), (x + w, y + h), fill, -1)
+        ink = (0, 0, 0) if sum(fill) > 380 else (255, 255, 255)
+        lines = rng.randint(1, 2)
+        lh = max(h // (lines + 3), 3)
+        cw = max(int(lh * 0.6), 2)
+        if rng.random() < 0.6:  # the panel's picture above its lettering
+            r = max(min(w, h) // 4, 2)
+            cv2.circle(img, (cx, y + r + 2), r, ink, -1, cv2.LINE_AA)
+        for i in range(lines):
+            word = rng.choice(PANEL_WORDS)[: max((w - 4) // cw, 1)]
+            x0 = x + (w - len(word) * cw) // 2
+            y0 = y + h - (lines - i) * (lh + 2) - 1
+            for j, ch in enumerate(word):
+                if ch != " ":
+                    draw_glyph(img, ch, (x0 + j * cw, y0, cw, lh), LATIN_FONTS[0], ink)
 
 
 # ---------------------------------------------------------------- placement and augmentation
