@@ -701,7 +701,11 @@ PANEL_WORDS = ("DONATE", "LIFE", "I CARE", "FIRE", "RESCUE", "ARMY", "VET", "SUP
 
 
 def _pictogram(
-    rng: random.Random, img: np.ndarray, box: tuple[int, int, int, int], col: tuple[int, ...]
+    rng: random.Random,
+    img: np.ndarray,
+    box: tuple[int, int, int, int],
+    col: tuple[int, ...],
+    kind: str | None = None,
 ) -> None:
     """Draw one of the pictures that specialty plates carry beside or between the
     characters, at about the text row's height, sometimes taller: a round seal or club
@@ -714,7 +718,7 @@ def _pictogram(
     y += (h - ph) // 2
     h = ph
     cx, cy = x + w // 2, y + h // 2
-    kind = rng.choice(PICTOGRAMS)
+    kind = kind or rng.choice(PICTOGRAMS)
     th = max(int(min(w, h) * rng.uniform(0.08, 0.16)), 1)  # stroke width
     if kind == "seal":
         r = max(min(w, h) // 2, 3)

@@ -142,3 +142,35 @@ def test_plate_frames_surround_the_plate_and_leave_it_whole() -> None:
     # a framed placement still crops around the plate, with the frame in the margins
     crops = [render.place(rng, plate, tight=0.15, snug=0.0, frame=1.0) for _ in range(10)]
     assert all(0.9 * pw < c.shape[1] < 1.4 * pw for c in crops)
+
+
+@pytest.mark.parametrize("kind", sorted(set(render.PICTOGRAMS)))
+def test_pictograms_draw_inside_their_slot_and_leave_the_rest(kind: str) -> None:
+    rng = random.Random(kind)
+    for _ in range(5):
+        img = np.full((150, 300, 3), 230, np.uint8)
+        x, y, w, h = 40, 40, rng.randint(30, 70), 70
+        render._pictogram(rng, img, (x, y, w, h), (20, 30, 140), kind=kind)
+        ink = np.argwhere((img != 230).any(axis=2))
+        assert len(ink) > 0.08 * w * h, f"{kind}: too little drawn"
+        # at most a quarter taller than the text row, and within its width (plus strokes)
+        (y0, x0), (y1, x1) = ink.min(axis=0), ink.max(axis=0)
+        assert y0 >= y - 0.15 * h - 2 and y1 <= y + h + 0.15 * h + 2, (kind, y0, y1)
+        assert x0 >= x - 0.25 * w - 2 and x1 <= x + w + 0.25 * w + 2, (kind, x0, x1)
+
+
+def test_us_plates_carry_pictograms_their_labels_leave_out() -> None:
+    drawn: list[str] = []
+    real = render._pictogram
+
+    def spy(rng, img, box, col, kind=None):  # type: ignore[no-untyped-def]
+        drawn.append("picto")
+        real(rng, img, box, col, kind)
+
+    rng = random.Random(3)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(render, "_pictogram", spy)
+        plates = [render.render_us(rng) for _ in range(200)]
+    assert 10 <= len(drawn) <= 120  # some plates have one, most do not
+    for plate in plates:
+        assert any(f.matches(plate.text) for f in COUNTRY_FORMATS["us"]), plate.text
