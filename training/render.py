@@ -651,12 +651,7 @@ def _us_mark(
         if shape == "disc":
             cv2.ellipse(img, (cx, cy), (rx, ry), 0, 0, 360, col, -1)
         elif shape == "star":
-            pts = []
-            for k in range(10):
-                a = -np.pi / 2 + k * np.pi / 5
-                r = 1.0 if k % 2 == 0 else 0.45
-                pts.append([cx + r * rx * np.cos(a), cy + r * ry * np.sin(a)])
-            cv2.fillPoly(img, [np.array(pts, np.int32)], col)
+            cv2.fillPoly(img, [_star(cx, cy, rx, ry, 1.0, 0.45)], col)
         elif shape == "keystone":
             pts = [
                 [cx - rx, cy - ry],
@@ -691,6 +686,17 @@ def _us_mark(
     else:  # dash
         th = max(int(h * rng.uniform(0.05, 0.12)), 2)
         cv2.rectangle(img, (x, cy - th // 2), (x + w, cy + th // 2), fg, -1)
+
+
+def _star(cx: int, cy: int, rx: int, ry: int, outer: float, inner: float) -> np.ndarray:
+    """A five-pointed star's ten corners, point up: the points at ``outer`` and the notches
+    at ``inner`` times the radii (``rx``, ``ry``)."""
+    pts = []
+    for k in range(10):
+        a = -np.pi / 2 + k * np.pi / 5
+        r = outer if k % 2 == 0 else inner
+        pts.append([cx + r * rx * np.cos(a), cy + r * ry * np.sin(a)])
+    return np.array(pts, np.int32)
 
 
 END_WIDTH = {"picto": (0.8, 1.6)}
@@ -738,12 +744,7 @@ def _pictogram(
             s = int(ri * rng.uniform(0.9, 1.3))
             draw_glyph(img, ch, (cx - s // 2, cy - s // 2, s, s), rng.choice(LATIN_FONTS), col)
         elif motif < 0.8:
-            pts = []
-            for k in range(10):
-                a = -np.pi / 2 + k * np.pi / 5
-                rr = ri * (0.8 if k % 2 == 0 else 0.35)
-                pts.append([cx + rr * np.cos(a), cy + rr * np.sin(a)])
-            cv2.fillPoly(img, [np.array(pts, np.int32)], col, cv2.LINE_AA)
+            cv2.fillPoly(img, [_star(cx, cy, ri, ri, 0.8, 0.35)], col, cv2.LINE_AA)
         else:  # a figure or building: random blocks
             for _ in range(rng.randint(2, 5)):
                 bx, by = cx + rng.randint(-ri // 2, ri // 2), cy + rng.randint(-ri // 2, ri // 2)
