@@ -128,23 +128,9 @@ def labels_to_text(y: np.ndarray, n: int) -> str:
     return "".join(ALPHABET[k - 1] for k in y[:n])
 
 
-def train(args: argparse.Namespace) -> None:
+def train_step(model, opt):  # type: ignore[no-untyped-def]
+    """One optimiser step on a batch (images, labels, label lengths) -> mean CTC loss."""
     import tensorflow as tf
-
-    tf.keras.utils.set_random_seed(args.seed)
-    tf.config.experimental.enable_op_determinism()
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-
-    t0 = time.time()
-    xs, ys, lens = render_dataset(args.seed, args.samples, args.workers, args.cn_share)
-    xv, yv, lv = render_dataset(args.seed + 7919, args.val_samples, args.workers, args.cn_share)
-    log.info("rendered %d train + %d val in %.0f s", len(xs), len(xv), time.time() - t0)
-
-    model = build_model(args.width, args.context)
-    model.summary(print_fn=log.info)
-    sched = tf.keras.optimizers.schedules.CosineDecay(args.lr, args.steps, alpha=0.02)
-    opt = tf.keras.optimizers.Adam(sched)
 
     @tf.function(reduce_retracing=True)
     def step(x, y, n):  # type: ignore[no-untyped-def]
@@ -164,6 +150,29 @@ def train(args: argparse.Namespace) -> None:
         grads, _ = tf.clip_by_global_norm(grads, 5.0)
         opt.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         return loss
+
+    return step
+
+
+def train(args: argparse.Namespace) -> None:
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(args.seed)
+    tf.config.experimental.enable_op_determinism()
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+    t0 = time.time()
+    xs, ys, lens = render_dataset(args.seed, args.samples, args.workers, args.cn_share)
+    xv, yv, lv = render_dataset(args.seed + 7919, args.val_samples, args.workers, args.cn_share)
+    log.info("rendered %d train + %d val in %.0f s", len(xs), len(xv), time.time() - t0)
+
+    model = build_model(args.width, args.context)
+    model.summary(print_fn=log.info)
+    sched = tf.keras.optimizers.schedules.CosineDecay(args.lr, args.steps, alpha=0.02)
+    opt = tf.keras.optimizers.Adam(sched)
+
+    step = train_step(model, opt)
 
     rng = np.random.default_rng(args.seed)
     t1 = time.time()
@@ -258,7 +267,7 @@ def export(model, args, xs, val_acc: float, wall: float) -> None:  # type: ignor
     log.info("wrote %s", ", ".join(sorted(entries)))
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training.plates", description=__doc__)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", default="models")
@@ -276,7 +285,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", default="outpost-plate-ocr", help="model name (file and manifest)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     args.countries = ["cn"] * (args.cn_share > 0) + ["latin"] * (args.cn_share < 1)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -283,7 +283,7 @@ def draw_glyph(
     x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + tw, W), min(y + h, H)
     if x1 <= x0 or y1 <= y0:
         return
-    m = m[y0 - y : y1 - y, x0 - x : x1 - x, None]
+    m = np.repeat(m[y0 - y : y1 - y, x0 - x : x1 - x, None], 3, axis=2)  # (no broadcast: faster)
     roi = canvas[y0:y1, x0:x1].astype(np.float32)
     canvas[y0:y1, x0:x1] = (roi * (1 - m) + np.array(color, np.float32) * m).astype(np.uint8)
 
@@ -362,7 +362,7 @@ def render_cn(rng: random.Random, kind: str, text: str | None = None) -> Plate:
 
     fg_dark = (rng.randint(0, 40),) * 3
     fg_white = (rng.randint(215, 255),) * 3
-    jit = lambda c: tuple(int(np.clip(v + rng.randint(-25, 25), 0, 255)) for v in c)  # noqa: E731
+    jit = lambda c: tuple(min(max(v + rng.randint(-25, 25), 0), 255) for v in c)  # noqa: E731
     if kind == "blue":
         bg, fg = jit((180, 70, 10)), fg_white
     elif kind in ("yellow", "yellow2"):
@@ -475,7 +475,7 @@ def _rand_color(rng: random.Random, dark: bool) -> tuple[int, int, int]:
         base = rng.choice(
             [(250, 250, 250), (235, 235, 225), (200, 230, 250), (180, 240, 250), (240, 220, 200)]
         )
-    return tuple(int(np.clip(c + rng.randint(-20, 20), 0, 255)) for c in base)  # type: ignore[return-value]
+    return tuple(min(max(c + rng.randint(-20, 20), 0), 255) for c in base)  # type: ignore[return-value]
 
 
 def render_us(rng: random.Random, text: str | None = None) -> Plate:
@@ -492,7 +492,8 @@ def render_us(rng: random.Random, text: str | None = None) -> Plate:
         other = np.array(_rand_color(rng, False), np.float32)
         img[:] = ((1 - t) * np.array(bg, np.float32) + t * other).astype(np.uint8)
     for _ in range(rng.randint(0, 4)):  # faint scenery, logos
-        col = tuple(int(c) for c in np.clip(np.array(bg) + rng.randint(-90, 60), 0, 255))
+        d = rng.randint(-90, 60)
+        col = tuple(min(max(c + d, 0), 255) for c in bg)
         kind = rng.random()
         if kind < 0.4:
             cv2.ellipse(
@@ -816,15 +817,25 @@ def _pictogram(
 # ---------------------------------------------------------------- placement and augmentation
 
 
-def _background(rng: random.Random, h: int, w: int) -> np.ndarray:
-    base = np.array([rng.randint(0, 255) for _ in range(3)], np.float32)
-    bg = np.empty((h, w, 3), np.float32)
-    bg[:] = base
-    noise = cv2.resize(
-        np.array([[rng.random() for _ in range(8)] for _ in range(8)], np.float32), (w, h)
-    )
-    bg += (noise[:, :, None] - 0.5) * rng.uniform(0, 160)
-    return np.clip(bg, 0, 255).astype(np.uint8)
+class _Background:
+    """A random backdrop: a flat colour with a smooth brightness swell (an 8×8 grid of random
+    values stretched over the canvas). The random draws are made here, the pixels only by
+    ``paint`` over the window that is kept: most of the canvas is cropped away."""
+
+    def __init__(self, rng: random.Random, h: int, w: int) -> None:
+        self.base = np.array([rng.randint(0, 255) for _ in range(3)], np.float32)
+        grid = np.array([[rng.random() for _ in range(8)] for _ in range(8)], np.float32)
+        self.swell = (cv2.resize(grid, (w, h)) - 0.5) * rng.uniform(0, 160)
+        self.rects: list[tuple[tuple[int, int], tuple[int, int], tuple[int, ...]]] = []
+
+    def paint(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        swell = self.swell[y0:y1, x0:x1]
+        out = np.empty((*swell.shape, 3), np.uint8)
+        for c in range(3):
+            out[:, :, c] = np.clip(swell + self.base[c], 0, 255)
+        for (ax, ay), (bx, by), col in self.rects:  # _mounting's blocks, in drawing order
+            cv2.rectangle(out, (ax - x0, ay - y0), (bx - x0, by - y0), col, -1)
+        return out
 
 
 DEALER_WORDS = (
@@ -892,13 +903,13 @@ def _framed(rng: random.Random, image: np.ndarray) -> tuple[np.ndarray, int, int
     return out, side, top
 
 
-def _mounting(rng: random.Random, canvas: np.ndarray) -> None:
+def _mounting(rng: random.Random, bg: _Background) -> None:
     """Bumper edges, recesses and a lamp around the plate: horizontal bands and blocks."""
-    h, w = canvas.shape[:2]
+    h, w = bg.swell.shape
     for _ in range(rng.randint(1, 4)):
         y = rng.randint(0, h - 1)
         col = tuple(rng.randint(0, 255) for _ in range(3))
-        cv2.rectangle(canvas, (0, y), (w, y + rng.randint(1, max(h // 8, 2))), col, -1)
+        bg.rects.append(((0, y), (w, y + rng.randint(1, max(h // 8, 2))), col))
     if rng.random() < 0.4:  # a tail lamp or the recess's side wall
         bw = rng.randint(w // 12, w // 5)
         x = rng.choice((rng.randint(0, w // 8), w - bw - rng.randint(0, w // 8)))
@@ -906,7 +917,7 @@ def _mounting(rng: random.Random, canvas: np.ndarray) -> None:
         col = (rng.randint(0, 60), rng.randint(0, 60), rng.randint(120, 230))
         if rng.random() < 0.5:
             col = tuple(rng.randint(0, 80) for _ in range(3))
-        cv2.rectangle(canvas, (x, y), (x + bw, y + rng.randint(h // 4, h)), col, -1)
+        bg.rects.append(((x, y), (x + bw, y + rng.randint(h // 4, h)), col))
 
 
 def place(
@@ -929,7 +940,7 @@ def place(
     ph, pw = plate.image.shape[:2]
     mx, my = int(pw * 0.25), int(ph * 0.5)
     W, H = pw + 2 * mx, ph + 2 * my
-    canvas = _background(rng, H, W)
+    bg = _Background(rng, H, W)
     src = np.float32([[0, 0], [pw, 0], [pw, ph], [0, ph]])
     is_snug = rng.random() < snug
     j = 0.03 if is_snug else 0.08
@@ -950,13 +961,12 @@ def place(
     M = cv2.getPerspectiveTransform(src, dst.astype(np.float32))
     image = plate.image
     if frame and rng.random() < frame:
-        _mounting(rng, canvas)
+        _mounting(rng, bg)
         image, ox, oy = _framed(rng, image)
         M = M @ np.array([[1, 0, -ox], [0, 1, -oy], [0, 0, 1]], np.float64)
     fh, fw = image.shape[:2]
     mask = cv2.warpPerspective(np.full((fh, fw), 255, np.uint8), M, (W, H))
     warped = cv2.warpPerspective(image, M, (W, H))
-    canvas = np.where(mask[:, :, None] > 127, warped, canvas)
     x0, y0 = dst[:, 0].min(), dst[:, 1].min()
     x1, y1 = dst[:, 0].max(), dst[:, 1].max()
     bw, bh = x1 - x0, y1 - y0
@@ -968,7 +978,9 @@ def place(
         myt, myb = (rng.uniform(-0.05, tight * 1.5) * bh for _ in range(2))
     cx0, cy0 = int(max(x0 - mxl, 0)), int(max(y0 - myt, 0))
     cx1, cy1 = int(min(x1 + mxr, W)), int(min(y1 + myb, H))
-    return canvas[cy0:cy1, cx0:cx1].copy()
+    win = (slice(cy0, cy1), slice(cx0, cx1))
+    inside = cv2.threshold(mask[win], 127, 255, cv2.THRESH_BINARY)[1]
+    return cv2.copyTo(warped[win], inside, bg.paint(cy0, cy1, cx0, cx1))
 
 
 def augment(rng: random.Random, img: np.ndarray) -> np.ndarray:
@@ -985,10 +997,8 @@ def augment(rng: random.Random, img: np.ndarray) -> np.ndarray:
         gx, gy = rng.uniform(0, w), rng.uniform(0, h)
         yy, xx = np.mgrid[0:h, 0:w]
         sig = rng.uniform(0.1, 0.5) * w
-        f += (
-            rng.uniform(60, 200)
-            * np.exp(-((xx - gx) ** 2 + (yy - gy) ** 2) / (2 * sig**2))[..., None]
-        )
+        glare = rng.uniform(60, 200) * np.exp(-((xx - gx) ** 2 + (yy - gy) ** 2) / (2 * sig**2))
+        f += np.repeat(glare[..., None], 3, axis=2)
     if rng.random() < 0.5:  # lighting, contrast, gamma (night)
         f = f * rng.uniform(0.35, 1.3) + rng.uniform(-40, 40)
         f = np.clip(f, 0, 255)
@@ -1012,7 +1022,8 @@ def augment(rng: random.Random, img: np.ndarray) -> np.ndarray:
         noise = np.random.default_rng(rng.randint(0, 2**31)).normal(
             0, rng.uniform(2, 14), img.shape
         )
-        img = np.clip(img.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+        noise += img  # (float64, as float32(img) + noise was)
+        img = np.clip(noise, 0, 255, out=noise).astype(np.uint8)
     if rng.random() < 0.15:  # partial occlusion: a bar, a bolt, a bit of dirt near the edge
         ow, oh = int(w * rng.uniform(0.05, 0.15)), int(h * rng.uniform(0.1, 0.35))
         ox = rng.randint(0, max(w - ow, 1))

@@ -144,6 +144,21 @@ def test_plate_frames_surround_the_plate_and_leave_it_whole() -> None:
     assert all(0.9 * pw < c.shape[1] < 1.4 * pw for c in crops)
 
 
+def test_the_background_painted_in_a_window_is_that_window_of_the_whole() -> None:
+    # place() paints only the part of the backdrop that its crop keeps; that part must be
+    # the pixels the whole canvas would have there, bumper blocks included
+    rng = random.Random(4)
+    for _ in range(20):
+        bg = render._Background(rng, 300, 450)
+        render._mounting(rng, bg)
+        assert bg.rects
+        whole = bg.paint(0, 300, 0, 450)
+        assert whole.std() > 0
+        y0, x0 = rng.randint(0, 150), rng.randint(0, 200)
+        y1, x1 = rng.randint(y0 + 1, 300), rng.randint(x0 + 1, 450)
+        assert np.array_equal(bg.paint(y0, y1, x0, x1), whole[y0:y1, x0:x1])
+
+
 @pytest.mark.parametrize("kind", sorted(set(render.PICTOGRAMS)))
 def test_pictograms_draw_inside_their_slot_and_leave_the_rest(kind: str) -> None:
     rng = random.Random(kind)
