@@ -293,9 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     args.countries = ["cn"] * (args.cn_share > 0) + ["latin"] * (args.cn_share < 1)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # TensorFlow turns its oneDNN kernels on by default only on Intel CPUs. On the AMD EPYC
-    # dev VM of 2026-11-25 they made a training step 1.4x faster (527 -> 372 ms), and two
-    # runs with them wrote byte-identical models. Set it to 0 to compare.
+    # TensorFlow left its oneDNN kernels off on the AMD EPYC dev VM of 2026-11-25 unless told.
+    # There they made a training step 1.4x faster (527 -> 372 ms), and two runs with them
+    # wrote byte-identical models. Set it to 0 to compare.
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     train(args)
     return 0
