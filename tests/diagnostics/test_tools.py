@@ -144,19 +144,31 @@ def test_tail_filters_by_type(agent: AgentProcess) -> None:
 
     threading.Thread(target=read, name="tail-reader", daemon=True).start()
     try:
-        time.sleep(1.0)  # the tail subscribes on the control socket
-        assert agent.simulate("event", "device.sample")["ok"]
-        assert agent.simulate("event", "alarm.panic")["ok"]
-        assert got_alarm.wait(15), lines
+        # the tail needs a moment to start and subscribe on the control socket (longer on a
+        # loaded machine): offer a sample and an alarm each second until an alarm comes out
+        deadline = time.monotonic() + 30
+        while not got_alarm.is_set() and time.monotonic() < deadline:
+            assert agent.simulate("event", "device.sample")["ok"]
+            assert agent.simulate("event", "alarm.panic")["ok"]
+            got_alarm.wait(1.0)
+        assert got_alarm.is_set(), lines
         assert agent.simulate("event", "device.sample")["ok"]
         time.sleep(0.5)
     finally:
         tail.terminate()
         tail.wait(10)
-    assert [e["type"] for e in lines] == ["alarm.panic"]
+    types = [e["type"] for e in lines]
+    assert types and set(types) == {"alarm.panic"}, types
 
 
 def test_outbox_stats_list_purge(tmp_path: Path, agent: AgentProcess, mosquitto: Mosquitto) -> None:
+    # the first device.health report comes about 5 s after start; let it go out first, or
+    # on a slow machine it lands in the outbox mid-test as a fourth telemetry event
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if agent.status()["last_events"].get("device", {}).get("type") == "device.health":
+            break
+        time.sleep(0.1)
     mosquitto.stop()
     deadline = time.monotonic() + 10
     while agent.status()["link"]["connected"] and time.monotonic() < deadline:
