@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import shlex
 import sys
@@ -33,8 +32,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as training.plates sets it
 
 from training import plates  # noqa: E402
 from training.render import sample  # noqa: E402
@@ -58,12 +55,7 @@ def render_ms(cn_share: float, n: int) -> float:
     return (time.perf_counter() - t) / n * 1000
 
 
-def step_ms(width: float, context: int, steps: int, threads: int) -> float:
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    tf.keras.utils.set_random_seed(1)
+def step_ms(tf, width: float, context: int, steps: int) -> float:  # type: ignore[no-untyped-def]
     model = plates.build_model(width, context)
     step = plates.train_step(model, tf.keras.optimizers.Adam(1e-3))
     rng = np.random.default_rng(0)
@@ -104,11 +96,12 @@ def main() -> int:
     for share, ms in render.items():
         name = "Latin" if share == 0 else "Chinese"
         print(f"render {name:7s} {ms:6.2f} ms/sample  ({ms / base:.2f}x baseline)")
+    tf = plates.configured_tensorflow(1, args.threads)
     steps: dict[tuple[float, int], float] = {}
     for name, r in recipes(args.manifest).items():
         arch = (r.width, r.context)
         if arch not in steps:
-            steps[arch] = step_ms(r.width, r.context, args.steps, args.threads)
+            steps[arch] = step_ms(tf, r.width, r.context, args.steps)
             print(f"step width {r.width} context {r.context}: {steps[arch]:.0f} ms "
                   f"({steps[arch] / base:.1f}x baseline)")
         per_sample = r.cn_share * render[1.0] + (1 - r.cn_share) * render[0.0]

@@ -154,13 +154,26 @@ def train_step(model, opt):  # type: ignore[no-untyped-def]
     return step
 
 
-def train(args: argparse.Namespace) -> None:
+def configured_tensorflow(seed: int, threads: int):  # type: ignore[no-untyped-def]
+    """TensorFlow, imported and set up as the trainer runs it (bench/training_speed.py too).
+
+    Call it before anything else imports TensorFlow: the environment is read at import."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow left its oneDNN kernels off on the AMD EPYC dev VM of 2026-11-25 unless told.
+    # There they made a training step 1.4x faster (527 -> 372 ms), and two runs with them
+    # wrote byte-identical models. Set it to 0 to compare.
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     import tensorflow as tf
 
-    tf.keras.utils.set_random_seed(args.seed)
+    tf.keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
+    return tf
+
+
+def train(args: argparse.Namespace) -> None:
+    tf = configured_tensorflow(args.seed, args.threads)
 
     t0 = time.time()
     xs, ys, lens = render_dataset(args.seed, args.samples, args.workers, args.cn_share)
@@ -292,11 +305,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     args.countries = ["cn"] * (args.cn_share > 0) + ["latin"] * (args.cn_share < 1)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # TensorFlow left its oneDNN kernels off on the AMD EPYC dev VM of 2026-11-25 unless told.
-    # There they made a training step 1.4x faster (527 -> 372 ms), and two runs with them
-    # wrote byte-identical models. Set it to 0 to compare.
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     train(args)
     return 0
 
