@@ -575,7 +575,9 @@ def render_us(rng: random.Random, text: str | None = None) -> Plate:
     # non-character marks next to the text: small stacked letters, logos, stickers, dashes
     ends = [rng.choice(END_DECOR) if rng.random() < 0.3 else "" for _ in range(2)]
     end_w = [int(ch_w * rng.uniform(*END_WIDTH.get(e, (0.5, 1.0)))) if e else 0 for e in ends]
-    end_gap = [int(ch_w * rng.uniform(0.15, 0.5)) if e else 0 for e in ends]
+    # a pictogram stands further off than a character's neighbour does: a glyph-sized shape
+    # close to the text is a character (run 10 dropped real edge characters without this)
+    end_gap = [int(ch_w * rng.uniform(*END_GAP.get(e, (0.15, 0.5)))) if e else 0 for e in ends]
     total = n * ch_w + (n - 1) * gap + sep_w * (len(groups) - 1)
     full = total + sum(end_w) + sum(end_gap)
     if full > W - 16:
@@ -590,6 +592,7 @@ def render_us(rng: random.Random, text: str | None = None) -> Plate:
     if ends[0]:
         _us_mark(rng, img, ends[0], (x - end_gap[0] - end_w[0], y, end_w[0], ch_h), fg)
     sep_kind = rng.choice(["space", "dash", "dot", "logo", "picto", "picto", "stack"])
+    text_x0 = x
     for gi, g in enumerate(groups):
         for ch in g:
             rel = bar_one if ch == "1" and bar_one else font
@@ -610,12 +613,45 @@ def render_us(rng: random.Random, text: str | None = None) -> Plate:
             x += sep_w
     if ends[1]:
         _us_mark(rng, img, ends[1], (x - gap + end_gap[1], y, end_w[1], ch_h), fg)
+    if rng.random() < EDGE_COVER:
+        _edge_cover(rng, img, label, text_x0, x - gap, ch_w)
     if rng.random() < 0.7:
         cv2.rectangle(img, (2, 2), (W - 3, H - 3), _rand_color(rng, True), rng.randint(1, 4))
     return Plate(img, label, "us")
 
 
 END_DECOR = ("stack", "stack", "logo", "picto", "picto", "sticker", "dash")
+END_GAP = {"picto": (0.45, 1.0)}
+"""Gap between the text and an end mark, in character widths, where it is not 0.15–0.5."""
+EDGE_COVER = 0.12
+"""Share of US plates whose frame's side covers part of the first or last character."""
+
+
+def _edge_cover(
+    rng: random.Random, img: np.ndarray, label: str, x0: int, x1: int, ch_w: int
+) -> None:
+    """A plate frame's side, or a bracket, reaching over the plate from one edge into the
+    first (or last) character by 10–35 % of its box. The label keeps the character: in
+    the dev scenes a frame covering part of an `F` made the model drop it. Narrow glyphs
+    (`1`, `I`) are left whole, as so little of them would be left to read."""
+    h, w = img.shape[:2]
+    left = rng.random() < 0.5
+    if label[0 if left else -1] in "1I":
+        return
+    cover = int(ch_w * rng.uniform(0.10, 0.35))
+    kind = rng.random()
+    if kind < 0.5:
+        col = (rng.randint(10, 60),) * 3
+    elif kind < 0.8:
+        col = (rng.randint(150, 230),) * 3
+    else:
+        col = _rand_color(rng, rng.random() < 0.6)
+    # from the plate's edge (a frame), or a bar from just outside the text (a bracket)
+    reach = w if rng.random() < 0.5 else int(ch_w * rng.uniform(0.5, 2.0))
+    if left:
+        cv2.rectangle(img, (max(x0 - reach, 0), 0), (x0 + cover, h), col, -1)
+    else:
+        cv2.rectangle(img, (x1 - cover, 0), (min(x1 + reach, w), h), col, -1)
 STACK_WORDS = ("TRK", "DV", "CO", "PL", "AP", "MC", "DP", "TR", "LTD", "US", "EX", "VET", "RV")
 
 
@@ -740,7 +776,7 @@ def _pictogram(
                 py = int(cy + (r + ri) / 2 * np.sin(a))
                 cv2.circle(img, (px, py), max((r - ri) // 4, 1), col, -1)
         motif = rng.random()
-        if motif < 0.5 and ri >= 5:  # a club's letter, not part of the plate's text
+        if motif < 0.2 and ri >= 5:  # a club's letter, not part of the plate's text
             ch = rng.choice(SEAL_LETTERS)
             s = int(ri * rng.uniform(0.9, 1.3))
             draw_glyph(img, ch, (cx - s // 2, cy - s // 2, s, s), rng.choice(LATIN_FONTS), col)

@@ -189,3 +189,31 @@ def test_us_plates_carry_pictograms_their_labels_leave_out() -> None:
     assert 10 <= len(drawn) <= 120  # some plates have one, most do not
     for plate in plates:
         assert any(f.matches(plate.text) for f in COUNTRY_FORMATS["us"]), plate.text
+
+
+def test_a_frame_covers_only_part_of_the_edge_character() -> None:
+    rng = random.Random(5)
+    sides = set()
+    for _ in range(40):
+        img = np.full((150, 300, 3), 230, np.uint8)
+        x0, x1, ch_w = 60, 240, 30  # the text's first and last columns, a character's width
+        render._edge_cover(rng, img, "ABC123X", x0, x1, ch_w)
+        covered = np.flatnonzero((img[75] != 230).any(axis=1))
+        if len(covered) == 0:  # a bar as light as the plate is possible, but not twice
+            continue
+        left = covered[0] < x0
+        sides.add(left)
+        if left:  # into the first character by 10-35 % of its box, never further
+            assert x0 + 0.10 * ch_w - 1 <= covered[-1] <= x0 + 0.35 * ch_w + 1
+        else:
+            assert x1 - 0.35 * ch_w - 1 <= covered[0] <= x1 - 0.10 * ch_w + 1
+        assert (covered[-1] - covered[0] + 1) == len(covered)  # one solid bar
+        assert ((img[:, covered[0]] != 230).any(axis=1)).all()  # the plate's full height
+    assert sides == {True, False}
+    # a narrow edge glyph (1, I) is left whole: the label must stay readable
+    for label in ("1ABC23", "ABC23I"):
+        img = np.full((150, 300, 3), 230, np.uint8)
+        for _ in range(10):
+            render._edge_cover(rng, img, label, 60, 240, 30)
+        side = slice(0, 70) if label[0] == "1" else slice(230, 300)
+        assert (img[:, side] == 230).all(), label
