@@ -279,6 +279,55 @@ def test_dev_scenes_end_to_end_floor() -> None:
     assert ok >= 58
 
 
+def _dev_scene(name: str) -> np.ndarray:
+    import cv2
+
+    path = DEV / "openalpr-us-scenes" / name
+    return cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_COLOR)
+
+
+@needs_dev
+def test_a_close_plate_is_read_whole_not_one_of_its_character_groups(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`5VCF 203` and `CC = 2881` close to the camera: each group alone reads at 1.0.
+    The joined row is a candidate (`localise._row_unions`), and a longer reading wins
+    over a part of it (`LENGTH_BONUS`); without either, a part is the answer."""
+    from agent.plates import localise
+    from agent.plates import reader as reader_mod
+
+    reader = _reader(countries=["us"])
+    us7, us10 = _dev_scene("us7.jpg"), _dev_scene("us10.jpg")
+    assert [r.text for r in reader.read_image(us7)] == ["5VCF203"]
+    assert [r.text for r in reader.read_image(us10)] == ["CC2881"]
+    with monkeypatch.context() as m:
+        m.setattr(localise, "MAX_UNIONS", 0)
+        assert [r.text for r in reader.read_image(us7)] == ["5VCF"]
+    monkeypatch.setattr(reader_mod, "LENGTH_BONUS", 0.0)
+    assert [r.text for r in reader.read_image(us10)] == ["2881"]
+
+
+@needs_dev
+def test_text_touching_the_frames_border_loses_to_a_plate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A photographer's watermark in the bottom-right corner read at 0.94-0.96 and beat
+    the car's plate; touching the border, it now scores less (`EDGE_PENALTY`)."""
+    from agent.plates import reader as reader_mod
+
+    reader = _reader(countries=["us"])
+    scenes = {"wts-lg-000101.jpg": "SH0R7X", "wts-lg-000024.jpg": "P6BZ849"}
+    for name, plate in scenes.items():  # (the second plate is P602849: a misread, in place)
+        read = reader.read_image(_dev_scene(name))[0]
+        h, w = _dev_scene(name).shape[:2]
+        assert read.text == plate and not reader_mod._touches_edge(read.box, (h, w))
+    monkeypatch.setattr(reader_mod, "EDGE_PENALTY", 1.0)
+    for name in scenes:
+        read = reader.read_image(_dev_scene(name))[0]
+        x, y, bw, bh = read.box
+        assert x + bw > 1150 and y + bh > 690, (name, read.text, read.box)  # the watermark
+
+
 @needs_dev
 def test_the_winning_candidate_is_read_again_with_the_crop_variants() -> None:
     """The winner of a region is read again with the crop variants at its own box and at
