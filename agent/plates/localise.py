@@ -107,8 +107,8 @@ def _row_unions(blobs: list[tuple[Box, float]]) -> list[tuple[Box, float]]:
     Close to the camera a plate's character groups are further apart than the closing
     kernel reaches (`EAZ 6913`, `5VCF 203`, `CC = 2881` on the US dev scenes), so each
     group is a candidate of its own and the best reading is a part of the plate. Two blobs
-    are one row when they overlap by most of the lower one's height, are of about the same
-    height, and the gap between them is under one height."""
+    are one row when they are of about the same height (within 1.5 times), overlap by at
+    least 70 % of the shorter one's height, and the gap between them is under one height."""
     out: list[tuple[Box, float]] = []
     order = sorted(blobs, key=lambda b: b[0][0])
     for i, ((ax, ay, aw, ah), a_ink) in enumerate(order):
