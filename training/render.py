@@ -639,13 +639,7 @@ def _edge_cover(
     if label[0 if left else -1] in "1I":
         return
     cover = int(ch_w * rng.uniform(0.10, 0.35))
-    kind = rng.random()
-    if kind < 0.5:
-        col = (rng.randint(10, 60),) * 3
-    elif kind < 0.8:
-        col = (rng.randint(150, 230),) * 3
-    else:
-        col = _rand_color(rng, rng.random() < 0.6)
+    col = _frame_colour(rng)
     # from the plate's edge (a frame), or a bar from just outside the text (a bracket)
     reach = w if rng.random() < 0.5 else int(ch_w * rng.uniform(0.5, 2.0))
     if left:
@@ -893,6 +887,16 @@ DEALER_WORDS = (
 )
 
 
+def _frame_colour(rng: random.Random) -> tuple[int, int, int]:
+    """A plate frame's colour: black plastic, chrome (bright), or any colour."""
+    kind = rng.random()
+    if kind < 0.5:
+        return (rng.randint(10, 60),) * 3
+    if kind < 0.8:  # chrome: bright (``_framed`` adds a vertical sheen)
+        return (rng.randint(150, 230),) * 3
+    return _rand_color(rng, rng.random() < 0.6)
+
+
 def _framed(rng: random.Random, image: np.ndarray) -> tuple[np.ndarray, int, int]:
     """The plate in a licence-plate frame (a dealer's surround): wider strips above and
     below, often with the dealer's name, thin bars at the sides, screw heads at the top.
@@ -903,13 +907,7 @@ def _framed(rng: random.Random, image: np.ndarray) -> tuple[np.ndarray, int, int
     ph, pw = image.shape[:2]
     side = int(pw * rng.uniform(0.015, 0.06))
     top, bottom = int(ph * rng.uniform(0.03, 0.18)), int(ph * rng.uniform(0.05, 0.28))
-    kind = rng.random()
-    if kind < 0.5:  # black plastic
-        col = np.array([rng.randint(10, 60)] * 3, np.float32)
-    elif kind < 0.8:  # chrome: bright with a vertical sheen
-        col = np.array([rng.randint(150, 230)] * 3, np.float32)
-    else:
-        col = np.array(_rand_color(rng, rng.random() < 0.6), np.float32)
+    col = np.array(_frame_colour(rng), np.float32)
     fh, fw = ph + top + bottom, pw + 2 * side
     shade = 1 + rng.uniform(-0.25, 0.25) * np.cos(np.linspace(0, rng.uniform(3, 9), fh))
     rows = np.clip(col[None, :] * shade[:, None], 0, 255).astype(np.uint8)  # (fh, 3)
