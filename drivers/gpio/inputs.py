@@ -1,13 +1,13 @@
 """The box's GPIO inputs, one class per physical thing: panic button, tamper loop, mains line.
 
-Each wraps one gpiozero ``DigitalInputDevice`` whose callbacks only timestamp the edge and
-hand it to the panel's queue (they run on the backend's thread, or the caller's with mock
-pins). The meaning of the levels lives in the pure trackers (``PressTracker``, ``SettledLevel``).
+Each wraps one gpiozero ``DigitalInputDevice`` whose callbacks only pass the edge to the
+panel, which timestamps it with its clock and queues it (they run on the backend's thread, or
+the caller's with mock pins). The meaning of the levels lives in the pure trackers
+(``PressTracker``, ``SettledLevel``).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,11 +18,11 @@ from drivers.gpio.config import ButtonConfig, PowerConfig, TamperConfig, _InputC
 from drivers.gpio.press import Action, PressTracker
 from drivers.gpio.settle import SettledLevel
 
-EdgeSink = Callable[["GpioInput", bool, float], None]
+EdgeSink = Callable[["GpioInput", bool], None]
 
 
 class GpioInput:
-    """One input pin: opens it, reports edges as (device, active, monotonic time)."""
+    """One input pin: opens it, reports edges as (device, active); the sink timestamps them."""
 
     name: str
 
@@ -41,10 +41,10 @@ class GpioInput:
         self.device.when_deactivated = self._deactivated
 
     def _activated(self) -> None:
-        self._on_edge(self, True, time.monotonic())
+        self._on_edge(self, True)
 
     def _deactivated(self) -> None:
-        self._on_edge(self, False, time.monotonic())
+        self._on_edge(self, False)
 
     @property
     def active_level_high(self) -> bool:

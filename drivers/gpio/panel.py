@@ -350,7 +350,7 @@ class AlarmPanel:
             else:
                 pin.drive_low()
         elif queue_edge:
-            self._edge(device, active, time.monotonic())
+            self._edge(device, active)
 
     # Devices --------------------------------------------------------------------------------
     def _open_devices(self) -> None:
@@ -391,9 +391,13 @@ class AlarmPanel:
                 except Exception:
                     log.exception("gpio: closing %r failed", dev)
 
-    def _edge(self, device: GpioInput, active: bool, t: float) -> None:
-        """Runs in gpiozero's callback thread: hand off, nothing else."""
-        self._queue.put(("edge", device, active, t))
+    def _edge(self, device: GpioInput, active: bool) -> None:
+        """Runs in gpiozero's callback thread: timestamp with the panel's clock, hand off.
+
+        The edge's time comes from the same clock as the worker's timers, so an injected
+        clock (tests) governs both; it is taken here, not when the worker gets to the edge.
+        """
+        self._queue.put(("edge", device, active, self._clock()))
 
     # Worker ---------------------------------------------------------------------------------
     def _run(self) -> None:

@@ -111,8 +111,8 @@ def sink() -> RecordingSink:
 def make_panel(sink: RecordingSink) -> Iterator[Callable[..., AlarmPanel]]:
     panels: list[AlarmPanel] = []
 
-    def make(**over: Any) -> AlarmPanel:
-        panel = AlarmPanel(gpio_config(**over), sink, link_up=True)
+    def make(clock: Callable[[], float] = time.monotonic, **over: Any) -> AlarmPanel:
+        panel = AlarmPanel(gpio_config(**over), sink, link_up=True, clock=clock)
         panel.start()
         panels.append(panel)
         return panel
@@ -120,6 +120,20 @@ def make_panel(sink: RecordingSink) -> Iterator[Callable[..., AlarmPanel]]:
     yield make
     for panel in panels:
         panel.stop()
+
+
+class ManualClock:
+    """A clock that moves only when the test says so: pulse lengths do not depend on how
+    promptly this thread is scheduled (a 5 ms sleep can last 30 ms on a loaded machine)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def pin(panel: AlarmPanel, number: int) -> MockPin:
@@ -142,22 +156,24 @@ def press(panel: AlarmPanel, number: int, hold: float) -> None:
 def test_bounce_burst_gives_one_alarm(
     make_panel: Callable[..., AlarmPanel], sink: RecordingSink
 ) -> None:
-    panel = make_panel()
+    clock = ManualClock()
+    panel = make_panel(clock=clock)
     p = pin(panel, BUTTON)
     for _ in range(8):  # contact chatter on closing, each level far shorter than 20 ms
         p.drive_low()
-        time.sleep(0.001)
+        clock.advance(0.001)
         p.drive_high()
-        time.sleep(0.001)
+        clock.advance(0.001)
     p.drive_low()
-    time.sleep(0.15)
+    clock.advance(0.15)
+    assert panel.sync()
     for _ in range(8):  # and on opening
         p.drive_high()
-        time.sleep(0.001)
+        clock.advance(0.001)
         p.drive_low()
-        time.sleep(0.001)
+        clock.advance(0.001)
     p.drive_high()
-    time.sleep(0.08)
+    clock.advance(0.08)
     assert panel.sync()
     alarms = sink.of("alarm.")
     assert [e.type for e in alarms] == ["alarm.panic"]
@@ -170,9 +186,23 @@ def test_bounce_burst_gives_one_alarm(
 def test_glitch_shorter_than_min_press_raises_nothing(
     make_panel: Callable[..., AlarmPanel], sink: RecordingSink
 ) -> None:
-    panel = make_panel()
-    press(panel, BUTTON, 0.005)
+    clock = ManualClock()
+    panel = make_panel(clock=clock)
+    p = pin(panel, BUTTON)
+    p.drive_low()
+    clock.advance(0.005)
+    p.drive_high()
+    clock.advance(1.0)
+    assert panel.sync()
     assert sink.of("alarm.") == []
+    # The same button, held past min_press_ms (20) on the same clock, does raise.
+    p.drive_low()
+    clock.advance(0.025)
+    assert panel.sync()
+    p.drive_high()
+    clock.advance(0.1)
+    assert panel.sync()
+    assert [e.type for e in sink.of("alarm.")] == ["alarm.panic"]
 
 
 def test_hold_to_confirm_below_and_above_threshold(
@@ -277,16 +307,31 @@ def test_tamper_open_restore_and_cut_wire(
 def test_tamper_chatter_gives_one_event(
     make_panel: Callable[..., AlarmPanel], sink: RecordingSink
 ) -> None:
-    panel = make_panel()
+    clock = ManualClock()
+    panel = make_panel(clock=clock)
     loop = pin(panel, TAMPER)
-    for _ in range(10):
+    for _ in range(10):  # each level 1 ms, far under settle_ms (20)
         loop.drive_high()
-        time.sleep(0.001)
+        clock.advance(0.001)
         loop.drive_low()
-        time.sleep(0.001)
-    time.sleep(0.1)
+        clock.advance(0.001)
+    clock.advance(0.1)
     assert panel.sync()
     assert sink.of("device.tamper") == []
+    # Chatter that ends with the loop open: one event once the level has settled.
+    for _ in range(5):
+        loop.drive_high()
+        clock.advance(0.001)
+        loop.drive_low()
+        clock.advance(0.001)
+    loop.drive_high()
+    clock.advance(0.025)
+    assert panel.sync()
+    clock.advance(0.5)
+    assert panel.sync()
+    events = sink.of("device.tamper")
+    assert len(events) == 1, events
+    assert events[0].data["state"] == "open"
 
 
 def test_mains_loss_and_restore(make_panel: Callable[..., AlarmPanel], sink: RecordingSink) -> None:
