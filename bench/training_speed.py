@@ -3,6 +3,7 @@
 Usage::
 
     .venv-train/bin/python bench/training_speed.py [--samples 300] [--steps 20]
+        [--recipe "--samples 120000 --steps 16000 --cn-share 0 --context 3 --lean"]
 
 The recipes run for close to an hour, and this VM's speed has varied up to 2.5-fold from
 day to day. This bench times the two parts of a recipe:
@@ -10,7 +11,7 @@ day to day. This bench times the two parts of a recipe:
 - the renderer: ms per sample, Latin and Chinese, in one process, as each of the
   trainer's render workers runs;
 - one training step (batch 64, random inputs, the trainer's own step function) for each
-  architecture that ``models/manifest.json`` names.
+  architecture that ``models/manifest.json`` names, and for each ``--recipe`` given.
 
 It then prints what each committed recipe (its manifest ``command``) would take here. Both
 parts are also given as a ratio to a baseline measured in the same run, a float32 matrix
@@ -55,8 +56,8 @@ def render_ms(cn_share: float, n: int) -> float:
     return (time.perf_counter() - t) / n * 1000
 
 
-def step_ms(tf, width: float, context: int, steps: int) -> float:  # type: ignore[no-untyped-def]
-    model = plates.build_model(width, context)
+def step_ms(tf, width: float, context: int, lean: bool, steps: int) -> float:  # type: ignore[no-untyped-def]
+    model = plates.build_model(width, context, lean)
     step = plates.train_step(model, tf.keras.optimizers.Adam(1e-3))
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (64, plates.OCR_HEIGHT, plates.OCR_WIDTH, 1)).astype(np.float32)
@@ -88,6 +89,10 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=20, help="timed per architecture")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--manifest", type=Path, default=ROOT / "models" / "manifest.json")
+    p.add_argument(
+        "--recipe", action="append", default=[],
+        help="also a trainer command line not in the manifest (its arguments, quoted)",
+    )
     args = p.parse_args()
 
     base = baseline_ms()
@@ -97,13 +102,16 @@ def main() -> int:
         name = "Latin" if share == 0 else "Chinese"
         print(f"render {name:7s} {ms:6.2f} ms/sample  ({ms / base:.2f}x baseline)")
     tf = plates.configured_tensorflow(1, args.threads)
-    steps: dict[tuple[float, int], float] = {}
-    for name, r in recipes(args.manifest).items():
-        arch = (r.width, r.context)
+    steps: dict[tuple[float, int, bool], float] = {}
+    todo = recipes(args.manifest)
+    for i, words in enumerate(args.recipe):
+        todo[f"recipe {i + 1}"] = plates.parser().parse_args(shlex.split(words))
+    for name, r in todo.items():
+        arch = (r.width, r.context, r.lean)
         if arch not in steps:
-            steps[arch] = step_ms(tf, r.width, r.context, args.steps)
-            print(f"step width {r.width} context {r.context}: {steps[arch]:.0f} ms "
-                  f"({steps[arch] / base:.1f}x baseline)")
+            steps[arch] = step_ms(tf, r.width, r.context, r.lean, args.steps)
+            print(f"step width {r.width} context {r.context}{' lean' if r.lean else ''}: "
+                  f"{steps[arch]:.0f} ms ({steps[arch] / base:.1f}x baseline)")
         per_sample = r.cn_share * render[1.0] + (1 - r.cn_share) * render[0.0]
         rendering = (r.samples + r.val_samples) * per_sample / 1000 / r.workers
         training = r.steps * steps[arch] / 1000
