@@ -25,7 +25,8 @@ from agent.plates.formats import (
 
 FONT_PACKAGES = (
     "fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 fonts-freefont-ttf fonts-wqy-zenhei "
-    "fonts-noto-cjk fonts-urw-base35 fonts-roboto-unhinted fonts-open-sans fonts-bebas-neue"
+    "fonts-noto-cjk fonts-urw-base35 fonts-roboto-unhinted fonts-open-sans fonts-bebas-neue "
+    "fonts-droid-fallback fonts-smiley-sans fonts-arphic-gbsn00lp"
 )
 FONT_DIRS = [Path("/usr/share/fonts/truetype"), Path("/usr/share/fonts/opentype")]
 LATIN_FONTS = [
@@ -64,8 +65,13 @@ CJK_FONTS = [
     "noto/NotoSansCJK-Bold.ttc#2",  # index 2: the Simplified Chinese face
     "noto/NotoSansCJK-Regular.ttc#2",
     "noto/NotoSerifCJK-Bold.ttc#2",  # heavy strokes, blocky at plate resolution
+    "droid/DroidSansFallbackFull.ttf",  # a third Hei design
+    "smiley-sans/SmileySans-Oblique.ttf",  # a condensed Hei, set upright (CJK_SHEAR)
+    "arphic-gbsn00lp/gbsn00lp.ttf",  # Song: far from the plate font, for variety only
 ]
-CJK_FONT_WEIGHTS = (3, 3, 2, 1)
+CJK_FONT_WEIGHTS = (3, 3, 2, 1, 3, 3, 1)
+CJK_SHEAR = {"smiley-sans/SmileySans-Oblique.ttf": 0.2}
+"""Horizontal shear (dx per dy) that sets an oblique face upright."""
 
 CN_KINDS = ("blue", "yellow", "yellow2", "green", "green-large", "police", "black")
 US_STATES = (
@@ -106,6 +112,16 @@ SLOGANS = (
 )
 
 
+def _widen_strokes(g: np.ndarray, by: float) -> np.ndarray:
+    """Dilate a glyph mask sideways by ``by`` times its stroke width."""
+    ink = (g > 127).astype(np.uint8)
+    if not ink.any():
+        return g
+    stroke = 2.0 * float(np.percentile(cv2.distanceTransform(ink, cv2.DIST_L2, 3)[ink > 0], 90))
+    k = round(stroke * by)
+    return cv2.dilate(g, np.ones((1, k + 1), np.uint8)) if k > 0 else g
+
+
 def find_font(rel: str) -> Path:
     rel = rel.split("#")[0]
     for d in FONT_DIRS:
@@ -138,6 +154,10 @@ def _glyph(ch: str, rel: str) -> np.ndarray:
     img = Image.new("L", (160, 160), 0)
     ImageDraw.Draw(img).text((20, 10), ch, font=font, fill=255)
     arr = np.asarray(img)
+    shear = CJK_SHEAR.get(rel, 0.0)
+    if shear:  # x' = x + shear * (y - 80): the top moves left, the bottom right
+        M = np.float32([[1, shear, -80 * shear], [0, 1, 0]])
+        arr = cv2.warpAffine(arr, M, (160, 160), flags=cv2.INTER_LINEAR)
     ys, xs = np.nonzero(arr > 30)
     if len(xs) == 0:
         return np.zeros((8, 8), np.uint8)
@@ -259,17 +279,22 @@ def draw_glyph(
     color: tuple[int, ...],
     weight: int = 0,
     blur: float = 0.0,
+    condense: float = 0.0,
 ) -> None:
     """Stretch ``ch`` into ``box`` (x, y, w, h) on a BGR canvas; narrow glyphs keep their width.
 
     ``weight`` thickens (> 0) or thins (< 0) the strokes, standing in for plate fonts;
-    ``blur`` (a Gaussian sigma in px) softens this glyph alone.
+    ``blur`` (a Gaussian sigma in px) softens this glyph alone. Squeezing a square glyph
+    into a tall box thins its vertical strokes; ``condense`` (0–1) widens them first by
+    that share of what they lose, as a font designed narrow keeps its strokes even.
     """
     x, y, w, h = box
     g = _glyph(ch, rel)
     gh, gw = g.shape
     tw = w if gw / gh > 0.45 * w / max(h, 1) else max(int(gw * h / gh), 2)
     tw = min(tw, w)
+    if condense > 0 and h / gh > tw / gw:
+        g = _widen_strokes(g, condense * (h / gh * gw / tw - 1))
     x += (w - tw) // 2
     m = cv2.resize(g, (max(tw, 1), max(h, 1)), interpolation=cv2.INTER_AREA)
     if weight:
@@ -341,6 +366,8 @@ def render_cn(rng: random.Random, kind: str, text: str | None = None) -> Plate:
     cjk_sy = rng.uniform(0.6, 0.85) if rng.random() < 0.6 else rng.uniform(0.85, 1.05)
     cjk_dy = rng.uniform(-0.06, 0.04)
     cjk_blur = rng.uniform(1.0, 3.0) if rng.random() < 0.3 else 0.0
+    # GA 36 draws its Chinese characters narrow with even strokes, not squeezed squares.
+    cjk_condense = rng.uniform(0.25, 0.85) if rng.random() < 0.6 else 0.0
     bar_one = f"bar{rng.randrange(BAR_STYLES)}" if rng.random() < 0.7 else ""
     stroke = f"stroke{rng.randrange(STROKE_VARIANTS)}" if rng.random() < 0.6 else ""
 
@@ -358,7 +385,7 @@ def render_cn(rng: random.Random, kind: str, text: str | None = None) -> Plate:
         bx, by, bw, bh = box
         tw, th = int(bw * cjk_sx), min(int(bh * cjk_sy), bh + 4)
         box = (bx + (bw - tw) // 2, by + (bh - th) // 2 + int(cjk_dy * bh), tw, th)
-        draw_glyph(img, ch, box, cjk, col, cjk_weight, cjk_blur)
+        draw_glyph(img, ch, box, cjk, col, cjk_weight, cjk_blur, cjk_condense)
 
     fg_dark = (rng.randint(0, 40),) * 3
     fg_white = (rng.randint(215, 255),) * 3
