@@ -275,7 +275,8 @@ def export(model, args, xs, val_acc: float, wall: float) -> None:  # type: ignor
             "countries": args.countries,
             "licence": "Apache-2.0 (trained by Outpost on synthetic plates; fonts: DejaVu, "
             "Liberation, GNU FreeFont, URW Nimbus Sans Narrow, Roboto Condensed, Open Sans, "
-            "Bebas Neue, WenQuanYi Zen Hei, Noto Sans CJK, Noto Serif CJK)",
+            "Bebas Neue, WenQuanYi Zen Hei, Noto Sans CJK, Noto Serif CJK, Droid Sans Fallback, "
+            "Smiley Sans, AR PL SungtiL GB)",
             "command": command,
             "seed": args.seed,
             "synthetic_val_exact": round(val_acc, 4),
