@@ -117,6 +117,62 @@ def test_plate_font_glyphs_have_the_shapes_system_fonts_lack() -> None:
         assert q.shape[0] > zero.shape[0] or q.sum() > zero.sum()  # the tail adds ink
 
 
+def test_ga36_w_is_its_m_upside_down() -> None:
+    for style in range(render.STROKE_VARIANTS):
+        w_ = render._glyph("W", f"ga36w{style}") > 127
+        m = render._glyph("M", f"stroke{style}") > 127
+        h, w = w_.shape
+        assert w_[:, 1].sum() > 0.8 * h and w_[:, -2].sum() > 0.8 * h  # upright sides
+        mid = w_[:, int(w * 0.45) : int(w * 0.55)].any(axis=1).nonzero()[0]
+        assert 0.3 * h < mid.min() and mid.max() < 0.7 * h  # the apex stands part-way up
+        assert (w_ == m[::-1]).all()
+
+
+def _notdef(rel: str) -> np.ndarray:
+    return render._glyph("\ue000", rel)  # a private-use code point: no font draws it
+
+
+@pytest.mark.parametrize("rel", render.CJK_FONTS)
+def test_every_cjk_face_draws_every_chinese_character(rel: str) -> None:
+    from agent.plates.formats import CN_PROVINCES, CN_SPECIAL
+
+    missing = _notdef(rel)
+    for ch in CN_PROVINCES + CN_SPECIAL:
+        g = render._glyph(ch, rel)
+        assert g.shape[0] > 40 and (g > 127).sum() > 300, (rel, ch)
+        assert g.shape != missing.shape or (g != missing).any(), (rel, ch)  # not the box
+
+
+def _row_runs(mask: np.ndarray) -> float:
+    """Mean length of the ink runs along the rows: the vertical strokes' widths."""
+    m = (mask > 127).astype(np.int8)
+    edges = np.diff(np.pad(m, ((0, 0), (1, 1))), axis=1)
+    starts, ends = (edges == 1).nonzero()[1], (edges == -1).nonzero()[1]
+    return float((ends - starts).mean())
+
+
+def test_condensed_chinese_glyphs_keep_their_vertical_strokes() -> None:
+    rel = render.CJK_FONTS[1]
+    plain = np.zeros((90, 45, 3), np.uint8)
+    condensed = plain.copy()
+    render.draw_glyph(plain, "皖", (0, 0, 45, 90), rel, (255, 255, 255))
+    render.draw_glyph(condensed, "皖", (0, 0, 45, 90), rel, (255, 255, 255), condense=0.8)
+    p, c = plain[..., 0], condensed[..., 0]
+    # squeezing a square glyph to half its width halves its vertical strokes; condensing
+    # widens them back
+    assert _row_runs(c) > 1.4 * _row_runs(p)
+    assert (c > 127).any(axis=0).sum() <= 45  # still inside its box
+
+
+def test_the_oblique_face_is_set_upright() -> None:
+    rel = "smiley-sans/SmileySans-Oblique.ttf"
+    g = render._glyph("1", rel) > 127  # a plain vertical stem in the upright design
+    rows = g.nonzero()[0]
+    top, bottom = g[rows.min() + 5], g[rows.max() - 5]
+    lean = bottom.nonzero()[0].mean() - top.nonzero()[0].mean()
+    assert abs(lean) < 0.1 * g.shape[0]
+
+
 def test_snug_crops_keep_the_plate_filling_the_crop() -> None:
     rng = random.Random(5)
     plate = render.render_us(rng)
