@@ -150,8 +150,6 @@ def _glyph(ch: str, rel: str) -> np.ndarray:
         return _stroke_glyph(ch, int(rel[6:] or 0))
     if rel.startswith("open4"):
         return _open_four(int(rel[5:] or 0))
-    if rel.startswith("ga36w"):  # GA 36's W is its M upside down: upright sides, short middle
-        return np.flipud(_stroke_glyph("M", int(rel[5:] or 0))).copy()
     font = _font(rel, 96)
     img = Image.new("L", (160, 160), 0)
     ImageDraw.Draw(img).text((20, 10), ch, font=font, fill=255)
@@ -376,8 +374,6 @@ def render_cn(rng: random.Random, kind: str, text: str | None = None) -> Plate:
     def font_for(ch: str) -> str:
         if ord(ch) > 127:
             return cjk
-        if ch == "W" and stroke:
-            return "ga36w" + stroke[6:]
         if ch in STROKE_CHARS and stroke:
             return stroke
         return bar_one if ch == "1" and bar_one else latin

@@ -117,17 +117,6 @@ def test_plate_font_glyphs_have_the_shapes_system_fonts_lack() -> None:
         assert q.shape[0] > zero.shape[0] or q.sum() > zero.sum()  # the tail adds ink
 
 
-def test_ga36_w_is_its_m_upside_down() -> None:
-    for style in range(render.STROKE_VARIANTS):
-        w_ = render._glyph("W", f"ga36w{style}") > 127
-        m = render._glyph("M", f"stroke{style}") > 127
-        h, w = w_.shape
-        assert w_[:, 1].sum() > 0.8 * h and w_[:, -2].sum() > 0.8 * h  # upright sides
-        mid = w_[:, int(w * 0.45) : int(w * 0.55)].any(axis=1).nonzero()[0]
-        assert 0.3 * h < mid.min() and mid.max() < 0.7 * h  # the apex stands part-way up
-        assert (w_ == m[::-1]).all()
-
-
 def _notdef(rel: str) -> np.ndarray:
     return render._glyph("\ue000", rel)  # a private-use code point: no font draws it
 
