@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 pytest.importorskip("PIL", reason="the renderer needs Pillow (training extra)")
 
-from agent.plates.formats import ALPHABET, COUNTRY_FORMATS
+from agent.plates.formats import ALPHABET, CN_PROVINCES, CN_SPECIAL, COUNTRY_FORMATS
 from agent.plates.preprocess import OCR_HEIGHT, OCR_WIDTH, ocr_input
 
 render = pytest.importorskip("training.render")
@@ -123,8 +123,6 @@ def _notdef(rel: str) -> np.ndarray:
 
 @pytest.mark.parametrize("rel", render.CJK_FONTS)
 def test_every_cjk_face_draws_every_chinese_character(rel: str) -> None:
-    from agent.plates.formats import CN_PROVINCES, CN_SPECIAL
-
     missing = _notdef(rel)
     for ch in CN_PROVINCES + CN_SPECIAL:
         g = render._glyph(ch, rel)
