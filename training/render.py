@@ -193,7 +193,7 @@ def _serif_i(style: int) -> np.ndarray:
 
 
 STROKE_CHARS = "3M0QG"
-US_STROKE_CHARS = "3MW"  # US fonts draw 0 and O alike; the stadium 0/Q are GA 36 shapes
+US_STROKE_CHARS = "3MW2Z5S8BD769"  # US fonts draw 0 and O alike; the stadium 0/Q are GA 36 shapes
 STROKE_STYLES = 3  # stroke weights
 # stroke glyph styles: the 3 weights × a second shape (GA 36's short Q tail, W's lower apex)
 STROKE_VARIANTS = 2 * STROKE_STYLES
@@ -243,10 +243,77 @@ def _stroke_glyph(ch: str, style: int) -> np.ndarray:
         cv2.line(g, (cx - r, o + r), (cx - r, o + h - r), 255, t, cv2.LINE_AA)
         cv2.line(g, (cx + r, mid), (cx + r, o + h - r), 255, t, cv2.LINE_AA)
         cv2.line(g, (cx + 2, mid), (cx + r, mid), 255, t, cv2.LINE_AA)
+    elif ch in GOTHIC_CHARS:
+        for pts, closed in _gothic_strokes(ch, o, w, h, style >= STROKE_STYLES):
+            cv2.polylines(g, [np.array(pts, np.int32)], closed, 255, t, cv2.LINE_AA)
     else:
         raise ValueError(f"no stroke glyph for {ch!r}")
     ys, xs = np.nonzero(g > 30)
     return g[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].copy()
+
+
+GOTHIC_CHARS = "2Z5S8BD769"
+"""Characters drawn as US plate gothic (even strokes, narrow, straight diagonals): the
+system fonts' wide, round 2 taught the model to read the plates' narrow 2 as Z (18 of the
+US dev crops' misreads, most at 0.99-1.00), and 5/S, 8/B, 0/D come next."""
+
+
+def _arc(cx: int, cy: int, rx: int, ry: int, a0: int, a1: int) -> list[list[int]]:
+    """Points on an ellipse from angle a0 to a1 (degrees, clockwise on screen; a1 > a0)."""
+    return cv2.ellipse2Poly((cx, cy), (rx, ry), 0, a0, a1, 5).tolist()
+
+
+def _gothic_strokes(
+    ch: str, o: int, w: int, h: int, alt: bool
+) -> list[tuple[list[list[int]], bool]]:
+    """The polylines (points, closed) of one plate-gothic character in a w × h box at
+    offset o. ``alt``: the second shape (2 with a smaller hook, 7 with a bent stem, 5 and
+    6 with a flatter bowl)."""
+    r, cx = (w - 8) // 2, o + w // 2
+    top, bottom, left, right = o, o + h, o, o + w
+    if ch == "2":
+        start = 200 if alt else 165
+        return [(_arc(cx, top + r, r, r, start, 385) + [[left, bottom], [right, bottom]], False)]
+    if ch == "Z":
+        return [([[left, top], [right, top], [left, bottom], [right, bottom]], False)]
+    if ch == "5":
+        ry = 26 if alt else 30
+        bowl = _arc(cx - 2, bottom - ry, r + 2, ry, 215, 500)
+        return [([[right - 4, top], [left + 5, top], [left + 3, bottom - 2 * ry + 6], *bowl], False)]
+    if ch == "S":
+        q = h // 4
+        upper = _arc(cx, top + q, r, q, 90, 340)[::-1]
+        lower = _arc(cx, bottom - q, r, q, 270, 560)
+        return [(upper + lower, False)]
+    if ch == "8":
+        return [
+            (_arc(cx, top + 23, r - 3, 23, 0, 360), True),
+            (_arc(cx, bottom - 27, r, 27, 0, 360), True),
+        ]
+    if ch == "B":
+        mid = top + 44
+        bx = right - r - 4
+        upper = [[left, mid], [left, top], [bx, top], *_arc(bx, top + 22, r - 2, 22, 270, 450)]
+        lower = [[left, mid], [bx, mid], *_arc(bx, mid + 26, r + 2, 26, 270, 450)]
+        return [(upper + [[left, mid]], False), (lower + [[left, bottom], [left, mid]], False)]
+    if ch == "D":
+        rr = r + 2
+        pts = [[left, top], [right - rr, top], *_arc(right - rr, top + rr, rr, rr, 270, 360)]
+        pts += [*_arc(right - rr, bottom - rr, rr, rr, 0, 90), [left, bottom]]
+        return [(pts, True)]
+    if ch == "7":
+        foot = [[left + 18, top + h // 2], [left + 14, bottom]] if alt else [[left + 12, bottom]]
+        return [([[left, top], [right, top], *foot], False)]
+    if ch in "69":
+        ry = 26 if alt else 30
+        hook = _arc(cx, top + r, r, r, 180, 320)[::-1] + [[cx - r, bottom - ry]]
+        loop = _arc(cx, bottom - ry, r, ry, 0, 360)
+        if ch == "9":  # the 6 turned half a turn
+            flip = 2 * o + w, 2 * o + h
+            hook = [[flip[0] - x, flip[1] - y] for x, y in hook]
+            loop = [[flip[0] - x, flip[1] - y] for x, y in loop]
+        return [(hook, False), (loop, True)]
+    raise ValueError(f"no gothic glyph for {ch!r}")
 
 
 def _open_four(style: int) -> np.ndarray:
