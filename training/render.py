@@ -273,13 +273,15 @@ def _gothic_strokes(
     top, bottom, left, right = o, o + h, o, o + w
     if ch == "2":
         start = 200 if alt else 165
-        return [(_arc(cx, top + r, r, r, start, 385) + [[left, bottom], [right, bottom]], False)]
+        return [([*_arc(cx, top + r, r, r, start, 385), [left, bottom], [right, bottom]], False)]
     if ch == "Z":
         return [([[left, top], [right, top], [left, bottom], [right, bottom]], False)]
     if ch == "5":
         ry = 26 if alt else 30
         bowl = _arc(cx - 2, bottom - ry, r + 2, ry, 215, 500)
-        return [([[right - 4, top], [left + 5, top], [left + 3, bottom - 2 * ry + 6], *bowl], False)]
+        return [
+            ([[right - 4, top], [left + 5, top], [left + 3, bottom - 2 * ry + 6], *bowl], False)
+        ]
     if ch == "S":
         q = h // 4
         upper = _arc(cx, top + q, r, q, 90, 340)[::-1]
@@ -295,7 +297,7 @@ def _gothic_strokes(
         bx = right - r - 4
         upper = [[left, mid], [left, top], [bx, top], *_arc(bx, top + 22, r - 2, 22, 270, 450)]
         lower = [[left, mid], [bx, mid], *_arc(bx, mid + 26, r + 2, 26, 270, 450)]
-        return [(upper + [[left, mid]], False), (lower + [[left, bottom], [left, mid]], False)]
+        return [([*upper, [left, mid]], False), ([*lower, [left, bottom], [left, mid]], False)]
     if ch == "D":
         rr = r + 2
         pts = [[left, top], [right - rr, top], *_arc(right - rr, top + rr, rr, rr, 270, 360)]
@@ -306,7 +308,7 @@ def _gothic_strokes(
         return [([[left, top], [right, top], *foot], False)]
     if ch in "69":
         ry = 26 if alt else 30
-        hook = _arc(cx, top + r, r, r, 180, 320)[::-1] + [[cx - r, bottom - ry]]
+        hook = [*_arc(cx, top + r, r, r, 180, 320)[::-1], [cx - r, bottom - ry]]
         loop = _arc(cx, bottom - ry, r, ry, 0, 360)
         if ch == "9":  # the 6 turned half a turn
             flip = 2 * o + w, 2 * o + h
@@ -740,6 +742,8 @@ def _edge_cover(
         cv2.rectangle(img, (max(x0 - reach, 0), 0), (x0 + cover, h), col, -1)
     else:
         cv2.rectangle(img, (x1 - cover, 0), (min(x1 + reach, w), h), col, -1)
+
+
 STACK_WORDS = ("TRK", "DV", "CO", "PL", "AP", "MC", "DP", "TR", "LTD", "US", "EX", "VET", "RV")
 
 

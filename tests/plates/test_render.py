@@ -117,6 +117,32 @@ def test_plate_font_glyphs_have_the_shapes_system_fonts_lack() -> None:
         assert q.shape[0] > zero.shape[0] or q.sum() > zero.sum()  # the tail adds ink
 
 
+def test_plate_gothic_glyphs_tell_the_confusable_pairs_apart() -> None:
+    def ink(ch: str, style: int) -> np.ndarray:
+        return render._glyph(ch, f"stroke{style}") > 127
+
+    for style in range(render.STROKE_VARIANTS):
+        for ch in render.GOTHIC_CHARS:
+            g = ink(ch, style)
+            assert 1.3 < g.shape[0] / g.shape[1] < 2.2, (ch, style)  # narrow, as plates are
+        two, zed = ink("2", style), ink("Z", style)
+        corner = (slice(0, two.shape[0] // 10), slice(0, two.shape[1] // 8))
+        assert zed[corner].any() and not two[corner].any()  # Z's bar is square; 2's top is round
+        assert two[-3, : two.shape[1] // 8].any()  # ...and both stand on a flat base
+        s, eight = ink("S", style), ink("8", style)
+        h, w = s.shape
+        left = (slice(int(h * 0.55), int(h * 0.6)), slice(0, w // 8))
+        assert not s[left].any() and eight[left].any()  # S is open left below the middle
+        five, six = ink("5", style), ink("6", style)
+        top_right = (slice(0, five.shape[0] // 12), slice(-five.shape[1] // 6, None))
+        assert five[top_right].any() and not six[top_right].any()  # 5's bar; 6's round hook
+        d, b = ink("D", style), ink("B", style)
+        waist = (slice(int(d.shape[0] * 0.45), int(d.shape[0] * 0.52)), slice(8, d.shape[1] // 2))
+        assert not d[waist].any() and b[waist].any()  # B's middle bar; D is hollow there
+        six, nine = ink("6", style), ink("9", style)
+        assert np.array_equal(six, nine[::-1, ::-1])  # the 9 is the 6 turned half a turn
+
+
 def _notdef(rel: str) -> np.ndarray:
     return render._glyph("\ue000", rel)  # a private-use code point: no font draws it
 
