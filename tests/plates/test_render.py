@@ -137,10 +137,13 @@ def test_plate_gothic_glyphs_tell_the_confusable_pairs_apart() -> None:
         top_right = (slice(0, five.shape[0] // 12), slice(-five.shape[1] // 6, None))
         assert five[top_right].any() and not six[top_right].any()  # 5's bar; 6's round hook
         d, b = ink("D", style), ink("B", style)
-        waist = (slice(int(d.shape[0] * 0.45), int(d.shape[0] * 0.52)), slice(8, d.shape[1] // 2))
+        h, w = d.shape
+        waist = (slice(int(h * 0.45), int(h * 0.52)), slice(w // 4, w // 2))
         assert not d[waist].any() and b[waist].any()  # B's middle bar; D is hollow there
         six, nine = ink("6", style), ink("9", style)
-        assert np.array_equal(six, nine[::-1, ::-1])  # the 9 is the 6 turned half a turn
+        turned = nine[::-1, ::-1]
+        assert six.shape == turned.shape
+        assert (six & turned).sum() > 0.85 * (six | turned).sum()  # the 9 is the 6 turned over
 
 
 def _notdef(rel: str) -> np.ndarray:
