@@ -207,8 +207,9 @@ def _stroke_glyph(ch: str, style: int) -> np.ndarray:
     a long diagonal, or GA 36's short tick at the bottom for styles 3–5), a narrow G
     whose bar turns in at mid-height (system fonts' round G is read as 6 on those plates),
     and the narrow, upright W of Texas and California plates, its middle apex at full
-    height (styles 0–2) or lower (3–5); the system fonts' wide W taught the model to read
-    those as M or H. Three stroke weights."""
+    height (styles 0–2) or, as California draws it, at mid-height between nearly upright
+    sides (3–5); the system fonts' wide W taught the model to read those as M or H (the US
+    dev scenes' California W was still read M or H in 8 of 68 misses). Three stroke weights."""
     t = (8, 11, 14)[style % STROKE_STYLES]
     h, w = 96, 56
     g = np.zeros((h + t, w + t), np.uint8)
@@ -233,8 +234,11 @@ def _stroke_glyph(ch: str, style: int) -> np.ndarray:
             tail = np.array([[cx - 2, o + h - 16], [cx + 10, o + h + t]], np.int32)
             cv2.polylines(g, [tail], False, 255, t + 2, cv2.LINE_AA)
     elif ch == "W":
-        top = o if style < STROKE_STYLES else o + h // 4
-        pts = [[o, o], [o + w // 5, o + h], [o + w // 2, top], [o + w - w // 5, o + h], [o + w, o]]
+        if style < STROKE_STYLES:
+            top, foot = o, w // 5
+        else:  # California's: upright sides, the middle apex at mid-height
+            top, foot = o + int(h * 0.45), w // 9
+        pts = [[o, o], [o + foot, o + h], [o + w // 2, top], [o + w - foot, o + h], [o + w, o]]
         cv2.polylines(g, [np.array(pts, np.int32)], False, 255, t, cv2.LINE_AA)
     elif ch == "G":
         mid = o + h // 2 + 4
