@@ -192,7 +192,7 @@ def _serif_i(style: int) -> np.ndarray:
     return g
 
 
-STROKE_CHARS = "3M0QG"
+STROKE_CHARS = "3M0QG2Z5S8BD69"  # GA 36 is an even-stroke gothic too
 US_STROKE_CHARS = "3MW2Z5S8BD769"  # US fonts draw 0 and O alike; the stadium 0/Q are GA 36 shapes
 STROKE_STYLES = 3  # stroke weights
 # stroke glyph styles: the 3 weights × a second shape (GA 36's short Q tail, W's lower apex)
@@ -353,6 +353,7 @@ def draw_glyph(
     weight: int = 0,
     blur: float = 0.0,
     condense: float = 0.0,
+    warp: tuple[float, int] = (0.0, 0),
 ) -> None:
     """Stretch ``ch`` into ``box`` (x, y, w, h) on a BGR canvas; narrow glyphs keep their width.
 
@@ -360,6 +361,8 @@ def draw_glyph(
     ``blur`` (a Gaussian sigma in px) softens this glyph alone. Squeezing a square glyph
     into a tall box thins its vertical strokes; ``condense`` (0–1) widens them first by
     that share of what they lose, as a font designed narrow keeps its strokes even.
+    ``warp`` (amplitude as a share of the box's height, seed): bend the strokes by a smooth
+    random field, a design between the fonts' (see ``elastic``).
     """
     x, y, w, h = box
     g = _glyph(ch, rel)
@@ -370,6 +373,8 @@ def draw_glyph(
         g = _widen_strokes(g, condense * (h / gh * gw / tw - 1))
     x += (w - tw) // 2
     m = cv2.resize(g, (max(tw, 1), max(h, 1)), interpolation=cv2.INTER_AREA)
+    if warp[0] > 0:
+        m = elastic(m, warp[0] * h, warp[1])
     if weight:
         k = np.ones((abs(weight) + 1, abs(weight) + 1), np.uint8)
         m = cv2.dilate(m, k) if weight > 0 else cv2.erode(m, k)
@@ -384,6 +389,19 @@ def draw_glyph(
     m = np.repeat(m[y0 - y : y1 - y, x0 - x : x1 - x, None], 3, axis=2)  # (no broadcast: faster)
     roi = canvas[y0:y1, x0:x1].astype(np.float32)
     canvas[y0:y1, x0:x1] = (roi * (1 - m) + np.array(color, np.float32) * m).astype(np.uint8)
+
+
+def elastic(mask: np.ndarray, amplitude: float, seed: int) -> np.ndarray:
+    """``mask`` with every pixel moved by a smooth random field (a 4×4 grid of offsets up
+    to ``amplitude`` px, interpolated): strokes bend and shift against each other as they
+    do from one typeface to another, while the character stays what it is. The seed makes
+    the field; a plate's Chinese characters share one seed and so one bend."""
+    h, w = mask.shape
+    grid = np.random.default_rng(seed).uniform(-amplitude, amplitude, (2, 4, 4)).astype(np.float32)
+    dx = cv2.resize(grid[0], (w, h), interpolation=cv2.INTER_CUBIC)
+    dy = cv2.resize(grid[1], (w, h), interpolation=cv2.INTER_CUBIC)
+    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return cv2.remap(mask, xs + dx, ys + dy, cv2.INTER_LINEAR, borderValue=0)
 
 
 @dataclass
@@ -441,6 +459,9 @@ def render_cn(rng: random.Random, kind: str, text: str | None = None) -> Plate:
     cjk_blur = rng.uniform(1.0, 3.0) if rng.random() < 0.3 else 0.0
     # GA 36 draws its Chinese characters narrow with even strokes, not squeezed squares.
     cjk_condense = rng.uniform(0.25, 0.85) if rng.random() < 0.6 else 0.0
+    # No Debian face is GA 36's: bend the faces we have, so that the model learns what is
+    # common to a character's designs rather than one face's strokes.
+    cjk_warp = (rng.uniform(0.02, 0.07) if rng.random() < 0.6 else 0.0, rng.randrange(1 << 30))
     bar_one = f"bar{rng.randrange(BAR_STYLES)}" if rng.random() < 0.7 else ""
     stroke = f"stroke{rng.randrange(STROKE_VARIANTS)}" if rng.random() < 0.6 else ""
 
@@ -458,7 +479,7 @@ def render_cn(rng: random.Random, kind: str, text: str | None = None) -> Plate:
         bx, by, bw, bh = box
         tw, th = int(bw * cjk_sx), min(int(bh * cjk_sy), bh + 4)
         box = (bx + (bw - tw) // 2, by + (bh - th) // 2 + int(cjk_dy * bh), tw, th)
-        draw_glyph(img, ch, box, cjk, col, cjk_weight, cjk_blur, cjk_condense)
+        draw_glyph(img, ch, box, cjk, col, cjk_weight, cjk_blur, cjk_condense, cjk_warp)
 
     fg_dark = (rng.randint(0, 40),) * 3
     fg_white = (rng.randint(215, 255),) * 3

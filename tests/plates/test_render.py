@@ -146,6 +146,17 @@ def test_plate_gothic_glyphs_tell_the_confusable_pairs_apart() -> None:
         assert (six & turned).sum() > 0.85 * (six | turned).sum()  # the 9 is the 6 turned over
 
 
+def test_elastic_bends_a_glyph_without_losing_it() -> None:
+    mask = render._glyph("皖", render.CJK_FONTS[0])
+    bent = render.elastic(mask, 0.05 * mask.shape[0], seed=3)
+    assert np.array_equal(bent, render.elastic(mask, 0.05 * mask.shape[0], seed=3))  # seeded
+    assert not np.array_equal(bent, render.elastic(mask, 0.05 * mask.shape[0], seed=4))
+    ink, ink_bent = mask > 127, bent > 127
+    assert 0.8 < ink_bent.sum() / ink.sum() < 1.25  # the strokes move, they do not vanish
+    assert (ink & ink_bent).sum() < 0.9 * ink.sum()  # ...and they do move
+    assert np.array_equal(render.elastic(mask, 0.0, seed=3), mask)
+
+
 def _notdef(rel: str) -> np.ndarray:
     return render._glyph("\ue000", rel)  # a private-use code point: no font draws it
 
