@@ -13,6 +13,7 @@ localisation recall and ms per image, per model, in one run.
 from __future__ import annotations
 
 import argparse
+import collections
 import csv
 import statistics
 import sys
@@ -53,6 +54,9 @@ class Score:
     chars: float = 0.0
     ms: list[float] = field(default_factory=list)
     found: int = 0
+    misreads: collections.Counter[str] = field(default_factory=collections.Counter)
+    """What went wrong: ``2→Z`` per character read as another in a reading of the right
+    length, else ``one short``, ``one long``, ``length`` or ``nothing read``."""
 
     def add(self, truth: str, got: str, ms: float) -> None:
         self.n += 1
@@ -61,6 +65,14 @@ class Score:
         self.folded += fold(t) == fold(g)
         self.chars += max(0.0, 1 - _lev(t, g) / max(len(t), 1))
         self.ms.append(ms)
+        if t == g:
+            return
+        if not g:
+            self.misreads["nothing read"] += 1
+        elif len(t) == len(g):
+            self.misreads.update(f"{a}→{b}" for a, b in zip(t, g, strict=True) if a != b)
+        else:
+            self.misreads[{-1: "one short", 1: "one long"}.get(len(g) - len(t), "length")] += 1
 
 
 def _lev(a: str, b: str) -> int:
@@ -163,7 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         help="[plates] home_provinces for Outpost's models, e.g. 皖 (default: none)",
     )
     p.add_argument("--limit", type=int, default=0, help="first N samples of each folder")
-    p.add_argument("--errors", action="store_true", help="print misreads")
+    p.add_argument(
+        "--errors", action="store_true", help="print misreads and the commonest kinds of misread"
+    )
     args = p.parse_args(argv)
     root = Path(args.data)
     folders = (
@@ -195,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
                     )
             label = f"{folder.name}{'(gt crop)' if kind == 'scenes' else ''}"
             _row(label, name, crops)
+            if args.errors:
+                _misreads(crops)
             if kind == "scenes":
                 e2e = Score()
                 for s, img in images:
@@ -209,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
                     assert s.box is not None
                     e2e.found += bool(got and iou(got.box, s.box) > 0.3)
                 _row(f"{folder.name}(e2e)", name, e2e, loc=True)
+                if args.errors:
+                    _misreads(e2e)
         if kind == "scenes":
             found = 0
             for s, img in images:
@@ -234,6 +252,10 @@ def _row(label: str, name: str, s: Score, loc: bool = False) -> None:
         f"{label:<28}{name:<26}{s.n:>5}{100 * s.exact / n:>8.1f}{100 * s.folded / n:>8.1f}"
         f"{100 * s.chars / n:>8.1f}{locs}{med:>8.2f}"
     )
+
+
+def _misreads(s: Score, top: int = 12) -> None:
+    print("  misreads: " + ", ".join(f"{k} {v}" for k, v in s.misreads.most_common(top)))
 
 
 if __name__ == "__main__":
