@@ -70,6 +70,8 @@ CJK_FONTS = [
     "arphic-gbsn00lp/gbsn00lp.ttf",  # Song: far from the plate font, for variety only
 ]
 CJK_FONT_WEIGHTS = (3, 3, 2, 1, 3, 3, 1)
+CJK_WARP_SHARE = 0.0
+"""Share of Chinese plates whose Chinese characters are bent (``elastic``); 0.6 read worse."""
 CJK_SHEAR = {"smiley-sans/SmileySans-Oblique.ttf": 0.2}
 """Horizontal shear (dx per dy) that sets an oblique face upright."""
 
@@ -459,9 +461,11 @@ def render_cn(rng: random.Random, kind: str, text: str | None = None) -> Plate:
     cjk_blur = rng.uniform(1.0, 3.0) if rng.random() < 0.3 else 0.0
     # GA 36 draws its Chinese characters narrow with even strokes, not squeezed squares.
     cjk_condense = rng.uniform(0.25, 0.85) if rng.random() < 0.6 else 0.0
-    # No Debian face is GA 36's: bend the faces we have, so that the model learns what is
-    # common to a character's designs rather than one face's strokes.
-    cjk_warp = (rng.uniform(0.02, 0.07) if rng.random() < 0.6 else 0.0, rng.randrange(1 << 30))
+    # No Debian face is GA 36's: bending the faces we have was to teach what a character's
+    # designs share. On 60 % of plates it cost 8 points on the Chinese dev crops (run F), so
+    # it is off (CJK_WARP_SHARE) until a smaller share is measured; the draws stay.
+    bend = rng.uniform(0.02, 0.07)
+    cjk_warp = (bend if rng.random() < CJK_WARP_SHARE else 0.0, rng.randrange(1 << 30))
     bar_one = f"bar{rng.randrange(BAR_STYLES)}" if rng.random() < 0.7 else ""
     stroke = f"stroke{rng.randrange(STROKE_VARIANTS)}" if rng.random() < 0.6 else ""
 
