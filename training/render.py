@@ -745,7 +745,10 @@ def render_us(rng: random.Random, text: str | None = None) -> Plate:
     return Plate(img, label, "us")
 
 
-END_DECOR = ("stack", "stack", "logo", "picto", "picto", "sticker", "dash")
+END_DECOR = ("stack", "stack", "logo", "logo", "sticker", "dash")
+"""Marks beside the text's ends. No pictograms: a glyph-sized shape at an end of the text
+taught runs 10, 11, 14 and E to drop a real first or last character (one short 8 -> 19-22
+on the US crops); they stand only between the groups."""
 END_GAP = {"picto": (0.45, 1.0)}
 """Gap between the text and an end mark, in character widths, where it is not 0.15–0.5."""
 EDGE_COVER = 0.12

@@ -274,6 +274,40 @@ def test_us_plates_carry_pictograms_their_labels_leave_out() -> None:
         assert any(f.matches(plate.text) for f in COUNTRY_FORMATS["us"]), plate.text
 
 
+def test_pictograms_stand_between_the_characters_never_past_the_ends() -> None:
+    # a pictogram beside the text's first or last character taught the model to drop it
+    glyphs: list[tuple[int, int, int, int]] = []
+    pictos: list[tuple[int, int, int, int]] = []
+    real_glyph, real_picto = render.draw_glyph, render._pictogram
+
+    def glyph_spy(img, ch, box, *args, **kwargs):  # type: ignore[no-untyped-def]
+        glyphs.append(box)
+        real_glyph(img, ch, box, *args, **kwargs)
+
+    def picto_spy(rng, img, box, col, kind=None):  # type: ignore[no-untyped-def]
+        pictos.append(box)
+        real_picto(rng, img, box, col, kind)
+
+    rng = random.Random(11)
+    seen = 0
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(render, "draw_glyph", glyph_spy)
+        mp.setattr(render, "_pictogram", picto_spy)
+        for _ in range(300):
+            glyphs.clear()
+            pictos.clear()
+            render.render_us(rng)
+            for px, py, pw, ph in pictos:
+                # the plate's own characters share the pictogram's row and height
+                row = [g for g in glyphs if g[1] == py and g[3] == ph]
+                assert row, "a pictogram drawn with no characters beside it"
+                first = min(g[0] for g in row)
+                last = max(g[0] + g[2] for g in row)
+                assert first < px + pw // 2 < last
+                seen += 1
+    assert seen >= 10  # the check ran on real pictograms
+
+
 def test_a_frame_covers_only_part_of_the_edge_character() -> None:
     rng = random.Random(5)
     sides = set()
