@@ -4,6 +4,7 @@ Usage::
 
     .venv-train/bin/python bench/training_speed.py [--samples 300] [--steps 20]
         [--recipe "--samples 120000 --steps 16000 --cn-share 0 --context 3 --lean"]
+        [--recipe "--samples 120000 --steps 12000 --cn-share 0 --context 3 --precision bfloat16"]
 
 The recipes run for close to an hour, and this VM's speed has varied up to 2.5-fold from
 day to day. This bench times the two parts of a recipe:
@@ -56,8 +57,10 @@ def render_ms(cn_share: float, n: int) -> float:
     return (time.perf_counter() - t) / n * 1000
 
 
-def step_ms(tf, width: float, context: int, lean: bool, steps: int) -> float:  # type: ignore[no-untyped-def]
-    model = plates.build_model(width, context, lean)
+def step_ms(tf, r: argparse.Namespace, steps: int) -> float:  # type: ignore[no-untyped-def]
+    """ms per training step of recipe ``r``'s network, in its precision."""
+    plates.set_precision(r.precision)
+    model = plates.build_model(r.width, r.context, r.lean)
     step = plates.train_step(model, tf.keras.optimizers.Adam(1e-3))
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (64, plates.OCR_HEIGHT, plates.OCR_WIDTH, 1)).astype(np.float32)
@@ -69,6 +72,7 @@ def step_ms(tf, width: float, context: int, lean: bool, steps: int) -> float:  #
     for _ in range(steps):
         loss = step(x, y, n)
     float(loss)
+    plates.set_precision("float32")
     return (time.perf_counter() - t) / steps * 1000
 
 
@@ -102,16 +106,16 @@ def main() -> int:
         name = "Latin" if share == 0 else "Chinese"
         print(f"render {name:7s} {ms:6.2f} ms/sample  ({ms / base:.2f}x baseline)")
     tf = plates.configured_tensorflow(1, args.threads)
-    steps: dict[tuple[float, int, bool], float] = {}
+    steps: dict[tuple[float, int, bool, str], float] = {}
     todo = recipes(args.manifest)
     for i, words in enumerate(args.recipe):
         todo[f"recipe {i + 1}"] = plates.parser().parse_args(shlex.split(words))
     for name, r in todo.items():
-        arch = (r.width, r.context, r.lean)
+        arch = (r.width, r.context, r.lean, r.precision)
         if arch not in steps:
-            steps[arch] = step_ms(tf, r.width, r.context, r.lean, args.steps)
-            print(f"step width {r.width} context {r.context}{' lean' if r.lean else ''}: "
-                  f"{steps[arch]:.0f} ms ({steps[arch] / base:.1f}x baseline)")
+            steps[arch] = step_ms(tf, r, args.steps)
+            print(f"step width {r.width} context {r.context}{' lean' if r.lean else ''} "
+                  f"{r.precision}: {steps[arch]:.0f} ms ({steps[arch] / base:.1f}x baseline)")
         per_sample = r.cn_share * render[1.0] + (1 - r.cn_share) * render[0.0]
         rendering = (r.samples + r.val_samples) * per_sample / 1000 / r.workers
         training = r.steps * steps[arch] / 1000

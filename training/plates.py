@@ -115,7 +115,8 @@ def build_model(width: float = 1.0, context: int = 0, lean: bool = False):  # ty
     x = layers.Dropout(0.15)(x)
     x = layers.Conv2D(NUM_CLASSES, (1, 1))(x)
     x = layers.Reshape((T_STEPS, NUM_CLASSES))(x)
-    out = layers.Softmax(name="probs")(x)
+    # float32 whatever the compute precision: the CTC loss takes the log of these
+    out = layers.Softmax(name="probs", dtype="float32")(x)
     del tf
     return keras.Model(inp, out, name="outpost_plate_ocr")
 
@@ -160,6 +161,19 @@ def train_step(model, opt):  # type: ignore[no-untyped-def]
     return step
 
 
+PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
+"""``--precision``: the Keras dtype policy each names. bfloat16 computes the layers in
+bfloat16 and keeps the weights, the optimiser and the output in float32; it pays where
+the CPU has bfloat16 instructions (AVX512_BF16, AMX)."""
+
+
+def set_precision(name: str) -> None:
+    """Layers built after this compute in ``name`` (a ``PRECISIONS`` key)."""
+    from tensorflow import keras
+
+    keras.mixed_precision.set_global_policy(PRECISIONS[name])
+
+
 def configured_tensorflow(seed: int, threads: int):  # type: ignore[no-untyped-def]
     """TensorFlow, imported and set up as the trainer runs it (bench/training_speed.py too).
 
@@ -186,6 +200,7 @@ def train(args: argparse.Namespace) -> None:
     xv, yv, lv = render_dataset(args.seed + 7919, args.val_samples, args.workers, args.cn_share)
     log.info("rendered %d train + %d val in %.0f s", len(xs), len(xv), time.time() - t0)
 
+    set_precision(args.precision)
     model = build_model(args.width, args.context, args.lean)
     model.summary(print_fn=log.info)
     sched = tf.keras.optimizers.schedules.CosineDecay(args.lr, args.steps, alpha=0.02)
@@ -212,6 +227,12 @@ def train(args: argparse.Namespace) -> None:
                 acc,
                 time.time() - t1,
             )
+    if args.precision != "float32":
+        # exported in float32 (the int8 file is quantised from it): the same weights in a
+        # float32 copy of the network, so no bfloat16 cast reaches the TFLite graph
+        set_precision("float32")
+        trained, model = model, build_model(args.width, args.context, args.lean)
+        model.set_weights(trained.get_weights())
     acc = evaluate(model, xv, yv, lv)
     log.info("final synthetic val exact %.4f, training %.0f s", acc, time.time() - t1)
     export(model, args, xs, acc, time.time() - t0)
@@ -246,7 +267,7 @@ def export(model, args, xs, val_acc: float, wall: float) -> None:  # type: ignor
     int8_bytes = conv.convert()
     shutil.rmtree(saved, ignore_errors=True)
 
-    command = "python -m training.plates " + " ".join(sys.argv[1:])
+    command = "python -m training.plates " + " ".join(args.argv)
     manifest_path = out / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"models": []}
     entries = {m["name"]: m for m in manifest.get("models", [])}
@@ -308,6 +329,10 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--cn-share", type=float, default=0.5, help="1 = Chinese only, 0 = Latin only")
     p.add_argument("--name", default="outpost-plate-ocr", help="model name (file and manifest)")
+    p.add_argument(
+        "--precision", choices=sorted(PRECISIONS), default="float32",
+        help="compute precision while training (bfloat16: faster on CPUs with AVX512_BF16)",
+    )
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
     return p
@@ -315,6 +340,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the manifest's command
     args.countries = ["cn"] * (args.cn_share > 0) + ["latin"] * (args.cn_share < 1)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     train(args)
