@@ -87,3 +87,34 @@ def test_confusion_aware_distance() -> None:
     assert match_distance("ABC-123", "abc 123") == 0
     assert fold("B0I5") == fold("8O15")
     assert normalise("京A·12345") == "京A12345"
+
+
+def test_a_us_layout_takes_the_models_own_second_choice() -> None:
+    # a Z read among the digits of ABC1234, where the model also saw a 2
+    alts = _alts("AKS43Z9")
+    alts[5] = {"Z": 0.88, "2": 0.10, "7": 0.01}
+    got = apply_format(list("AKS43Z9"), alts, US)
+    assert (got.text, got.format, got.substitutions) == ("AKS4329", "us-abc1234", 1)
+    # a 0 in a run of letters (ABC123), the letter O second
+    alts = _alts("N0X218")
+    alts[1] = {"0": 0.6, "O": 0.35}
+    assert apply_format(list("N0X218"), alts, US).text == "NOX218"
+
+
+def test_a_us_layout_never_swaps_what_the_model_did_not_see() -> None:
+    # a 7 read with certainty stays a 7 though ABC123 wants a letter (a DC plate's AB1234)
+    got = apply_format(list("DP7160"), _alts("DP7160"), US)
+    assert (got.text, got.format, got.substitutions) == ("DP7160", "us-6", 0)
+    alts = _alts("AKS43Z9")
+    alts[5] = {"Z": 0.99, "2": 0.005}  # below PREFER_FLOOR
+    assert apply_format(list("AKS43Z9"), alts, US).text == "AKS43Z9"
+    # two swaps from a layout are too many: the reading is kept
+    alts = _alts("AK543Z9")
+    alts[2] = {"5": 0.6, "S": 0.3}
+    alts[5] = {"Z": 0.6, "2": 0.3}
+    assert apply_format(list("AK543Z9"), alts, US).text == "AK543Z9"
+
+
+def test_a_reading_that_fits_a_us_layout_is_named_by_it() -> None:
+    got = apply_format(list("4PCI264"), _alts("4PCI264"), US)
+    assert (got.text, got.format, got.substitutions) == ("4PCI264", "us-1abc234", 0)
