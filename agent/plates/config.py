@@ -19,15 +19,21 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-DEFAULT_OCR_MODELS = ("outpost-plate-ocr-latin-int8", "outpost-plate-ocr-int8")
-"""The Latin model reads Latin plates; the joint model, listed after it, reads the Chinese ones."""
+DEFAULT_OCR_MODELS = (
+    "outpost-plate-ocr-latin-int8",
+    "outpost-plate-ocr-latin-b-int8",
+    "outpost-plate-ocr-int8",
+)
+"""The two Latin models read Latin plates together (their readings fused); the joint model,
+listed after them, reads the Chinese ones and judges which script a crop is in."""
 
 
 class OutpostOcrConfig(_Section):
     """Outpost's own CTC models from ``models/manifest.json``.
 
     Each manifest entry says which scripts it reads (``countries``: ``cn``, ``latin``); a
-    script goes to the first listed model that reads it, and only the models that the
+    script goes to the first listed model that reads it, models listed later for exactly
+    the same scripts read beside it (their readings fused), and only the models that the
     configured countries need are loaded.
     """
 

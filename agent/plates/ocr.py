@@ -225,6 +225,82 @@ class CtcTfliteOcr:
         return result
 
 
+def fuse_readings(results: Sequence[OcrResult], top_k: int = 4) -> OcrResult:
+    """One reading from several models' readings of the same crop.
+
+    Readings of equal length are fused character by character: each position's candidates
+    are averaged over the models (a candidate a model did not list counts 0), and the most
+    probable one is taken. Otherwise (or when one read nothing) the most confident reading
+    is kept as it is: characters cannot be paired when the lengths differ.
+    """
+    if not results:
+        raise ValueError("no readings to fuse")
+    first = results[0]
+    n = len(first.text)
+    same = n > 0 and all(len(r.text) == n and len(r.alternatives) == n for r in results)
+    if not same or all(r.text == first.text for r in results):
+        return max(results, key=lambda r: r.confidence)
+    chars: list[str] = []
+    confs: list[float] = []
+    alts: list[dict[str, float]] = []
+    for i in range(n):
+        mean: dict[str, float] = {}
+        for r in results:
+            cands = r.alternatives[i] or {r.text[i]: r.char_confidences[i]}
+            for c, p in cands.items():
+                mean[c] = mean.get(c, 0.0) + p / len(results)
+        ranked = sorted(mean.items(), key=lambda cp: -cp[1])[:top_k]
+        chars.append(ranked[0][0])
+        confs.append(ranked[0][1])
+        alts.append(dict(ranked))
+    spans = [r.span for r in results if r.span is not None]
+    span = (min(s[0] for s in spans), max(s[1] for s in spans)) if spans else None
+    return OcrResult(
+        "".join(chars),
+        float(np.prod(confs) ** (1.0 / n)),
+        confs,
+        alts,
+        float(np.mean([r.path_score for r in results])),
+        span,
+    )
+
+
+class FusedOcr:
+    """Several CTC models of the same script read every crop; ``fuse_readings`` makes one
+    reading of theirs per character group.
+
+    Two Latin models trained apart misread different plates (of the US dev crops one or
+    the other was wrong on 108, both on 77), and where their readings have the same length
+    the averaged character probabilities are right more often than either model alone.
+    """
+
+    def __init__(self, parts: Sequence[CtcTfliteOcr]) -> None:
+        if len(parts) < 2:
+            raise ValueError("a fused reader needs two models or more")
+        self.parts = list(parts)
+        self.name = "+".join(p.name for p in self.parts)
+        self._groups = 1
+
+    def restrict(
+        self, groups: Sequence[tuple[str, str]], weights: Mapping[str, float] | None = None
+    ) -> None:
+        for p in self.parts:
+            p.restrict(groups, weights)
+        self._groups = max(len(groups), 1)
+
+    def read_candidates(self, crop: npt.NDArray[Any]) -> list[OcrResult]:
+        """Group by group, the models' readings fused. Each model reads the groups in the
+        same order; the unfolded two-row readings that follow them (a model gives one only
+        where it read Chinese text) are passed on as they are."""
+        per_model = [p.read_candidates(crop) for p in self.parts]
+        n = min(self._groups, *(len(reads) for reads in per_model))
+        fused = [fuse_readings([reads[i] for reads in per_model]) for i in range(n)]
+        return fused + [r for reads in per_model for r in reads[n:]]
+
+    def read(self, crop: npt.NDArray[Any]) -> OcrResult:
+        return max(self.read_candidates(crop), key=lambda r: r.path_score)
+
+
 def group_script(chars: str) -> str:
     """The script of a character group (``restrict``): ``cn`` when it has Chinese characters."""
     return "latin" if chars.isascii() else "cn"
@@ -242,11 +318,11 @@ class ScriptOcr:
     every model's readings are offered side by side.
     """
 
-    def __init__(self, parts: Sequence[tuple[CtcTfliteOcr, Sequence[str]]]) -> None:
+    def __init__(self, parts: Sequence[tuple[CtcTfliteOcr | FusedOcr, Sequence[str]]]) -> None:
         self.parts = [(ocr, frozenset(scripts)) for ocr, scripts in parts]
         self.name = "+".join(ocr.name for ocr, _ in self.parts)
-        self._judge: CtcTfliteOcr | None = None
-        self._experts: dict[str, CtcTfliteOcr] = {}
+        self._judge: CtcTfliteOcr | FusedOcr | None = None
+        self._experts: dict[str, CtcTfliteOcr | FusedOcr] = {}
         self._active = [ocr for ocr, _ in self.parts]
 
     def restrict(
@@ -278,7 +354,7 @@ class ScriptOcr:
             else:
                 self._experts.update((group_script(c), ocr) for c, _ in mine)
 
-    def expert(self, script: str) -> CtcTfliteOcr | None:
+    def expert(self, script: str) -> CtcTfliteOcr | FusedOcr | None:
         """The model that re-reads crops the judge found in ``script`` (None: keep the judge's)."""
         return self._experts.get(script)
 

@@ -28,6 +28,7 @@ from agent.plates.models import verify_ocr_model
 from agent.plates.ocr import (
     CtcTfliteOcr,
     FastPlateOcr,
+    FusedOcr,
     OcrResult,
     PlateOcr,
     ScriptOcr,
@@ -60,18 +61,22 @@ def load_ocr(cfg: PlatesConfig) -> PlateOcr:
     """The configured OCR back-end; ``DriverFault`` names what is missing.
 
     Of Outpost's models, those whose scripts the configured countries need are loaded (a
-    manifest entry without ``countries`` reads both).
+    manifest entry without ``countries`` reads both). Models listed for the same scripts
+    are read together and their readings fused (``FusedOcr``).
     """
     if isinstance(cfg.ocr, FastPlateOcrConfig):
         return FastPlateOcr(cfg.ocr.path, cfg.ocr.config, threads=cfg.threads)
     needed = needed_scripts(cfg)
-    parts: list[tuple[CtcTfliteOcr, list[str]]] = []
+    groups: list[tuple[list[CtcTfliteOcr], list[str]]] = []
     covered: set[str] = set()
     for name in cfg.ocr.names:
         path, entry = verify_ocr_model(Path(cfg.model_dir), name)
         scripts = list(entry.get("countries") or ("cn", "latin"))
-        if needed.intersection(scripts) - covered:
-            parts.append((CtcTfliteOcr(path, entry, threads=cfg.threads), scripts))
+        same = next((models for models, s in groups if set(s) == set(scripts)), None)
+        if same is not None:
+            same.append(CtcTfliteOcr(path, entry, threads=cfg.threads))
+        elif needed.intersection(scripts) - covered:
+            groups.append(([CtcTfliteOcr(path, entry, threads=cfg.threads)], scripts))
             covered.update(scripts)
     missing = needed - covered
     if missing:
@@ -79,6 +84,7 @@ def load_ocr(cfg: PlatesConfig) -> PlateOcr:
             f"plates.ocr.model {cfg.ocr.names}: no model reads {'/'.join(sorted(missing))} "
             "plates (manifest 'countries')"
         )
+    parts = [(models[0] if len(models) == 1 else FusedOcr(models), s) for models, s in groups]
     return parts[0][0] if len(parts) == 1 else ScriptOcr(parts)
 
 

@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 from agent.plates import cli
-from agent.plates.ocr import ctc_decode, parse_plate_config, slots_decode
+from agent.plates.ocr import (
+    OcrResult,
+    ctc_decode,
+    fuse_readings,
+    parse_plate_config,
+    slots_decode,
+)
 
 ALPHA = "AB1"
 
@@ -41,6 +47,34 @@ def test_ctc_span_runs_from_the_first_characters_frame_to_the_end_of_the_last() 
     r = ctc_decode(_frames([0, 0, 1, 1, 0, 2, 0, 3, 3, 0]), ALPHA)
     assert r.text == "AB1"
     assert r.span == pytest.approx((0.2, 0.9))
+
+
+def _reading(text: str, alts: list[dict[str, float]], span=(0.1, 0.9)) -> OcrResult:  # type: ignore[no-untyped-def]
+    confs = [max(a.values()) for a in alts]
+    return OcrResult(text, float(np.prod(confs) ** (1 / len(confs))), confs, alts, -0.1, span)
+
+
+def test_fused_readings_of_equal_length_average_each_characters_candidates() -> None:
+    # model a is sure of Z at position 2, model b fairly sure of 2: the mean picks 2
+    a = _reading("AZ1", [{"A": 0.99}, {"Z": 0.55, "2": 0.45}, {"1": 0.9, "I": 0.1}], (0.2, 0.8))
+    b = _reading("A21", [{"A": 0.97}, {"2": 0.9, "Z": 0.1}, {"1": 0.95}], (0.1, 0.7))
+    fused = fuse_readings([a, b])
+    assert fused.text == "A21"
+    assert fused.char_confidences == pytest.approx([0.98, 0.675, 0.925])
+    assert fused.alternatives[1] == pytest.approx({"2": 0.675, "Z": 0.325})
+    assert fused.confidence == pytest.approx((0.98 * 0.675 * 0.925) ** (1 / 3))
+    assert fused.span == (0.1, 0.8)  # the text lies where either model saw it
+
+
+def test_fused_readings_that_agree_or_differ_in_length_keep_the_most_confident() -> None:
+    sure = _reading("AB12", [{"A": 0.99}, {"B": 0.99}, {"1": 0.99}, {"2": 0.99}])
+    less = _reading("AB12", [{"A": 0.8}, {"B": 0.7}, {"1": 0.9}, {"2": 0.9}])
+    assert fuse_readings([less, sure]) is sure
+    short = _reading("B12", [{"B": 0.99}, {"1": 0.99}, {"2": 0.98}])
+    assert fuse_readings([less, short]) is short
+    assert fuse_readings([less, OcrResult("", 0.0)]) is less
+    with pytest.raises(ValueError):
+        fuse_readings([])
 
 
 def test_slots_drop_pad() -> None:
