@@ -269,8 +269,8 @@ class FusedOcr:
     """Several CTC models of the same script read every crop; ``fuse_readings`` makes one
     reading of theirs per character group.
 
-    Two Latin models trained apart misread different plates (of the US dev crops one or
-    the other was wrong on 108, both on 77), and where their readings have the same length
+    Two Latin models trained apart misread different plates (of the US dev crops only one
+    of them was wrong on 108, both on 77), and where their readings have the same length
     the averaged character probabilities are right more often than either model alone.
     """
 

@@ -72,12 +72,13 @@ def load_ocr(cfg: PlatesConfig) -> PlateOcr:
     for name in cfg.ocr.names:
         path, entry = verify_ocr_model(Path(cfg.model_dir), name)
         scripts = list(entry.get("countries") or ("cn", "latin"))
-        same = next((models for models, s in groups if set(s) == set(scripts)), None)
-        if same is not None:
-            same.append(CtcTfliteOcr(path, entry, threads=cfg.threads))
-        elif needed.intersection(scripts) - covered:
-            groups.append(([CtcTfliteOcr(path, entry, threads=cfg.threads)], scripts))
+        models = next((m for m, s in groups if set(s) == set(scripts)), None)
+        if models is None and needed.intersection(scripts) - covered:
+            models = []
+            groups.append((models, scripts))
             covered.update(scripts)
+        if models is not None:
+            models.append(CtcTfliteOcr(path, entry, threads=cfg.threads))
     missing = needed - covered
     if missing:
         raise DriverFault(

@@ -49,7 +49,9 @@ def test_ctc_span_runs_from_the_first_characters_frame_to_the_end_of_the_last() 
     assert r.span == pytest.approx((0.2, 0.9))
 
 
-def _reading(text: str, alts: list[dict[str, float]], span=(0.1, 0.9)) -> OcrResult:  # type: ignore[no-untyped-def]
+def _reading(
+    text: str, alts: list[dict[str, float]], span: tuple[float, float] = (0.1, 0.9)
+) -> OcrResult:
     confs = [max(a.values()) for a in alts]
     return OcrResult(text, float(np.prod(confs) ** (1 / len(confs))), confs, alts, -0.1, span)
 
