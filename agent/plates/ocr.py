@@ -136,6 +136,10 @@ class CtcTfliteOcr:
         self._groups: list[tuple[Probs | None, npt.NDArray[np.int64]]] = [
             (None, np.zeros(0, np.int64))
         ]
+        self._unfold = True
+        """Narrow crops are also read unfolded as two-row plates. Only Chinese plates have
+        two rows, and an unfolded reading is kept only when it starts with a Chinese
+        character, so a model restricted to Latin groups never unfolds."""
 
     def read(self, crop: npt.NDArray[Any]) -> OcrResult:
         """The most probable of ``read_candidates``."""
@@ -145,7 +149,7 @@ class CtcTfliteOcr:
         """One reading per character group (``restrict``); narrow crops also unfolded."""
         h, w = crop.shape[:2]
         out = self._decode_groups(self.probs(ocr_input(crop, False)))
-        if w / max(h, 1) < TWO_ROW_MAX_ASPECT:
+        if self._unfold and w / max(h, 1) < TWO_ROW_MAX_ASPECT:
             two = self._decode_groups(self.probs(ocr_input(crop, True)))
             for r in two:
                 r.span = None  # the unfolded rows do not map back onto the crop's width
@@ -181,6 +185,7 @@ class CtcTfliteOcr:
         """
         weights = weights or {}
         self._groups = []
+        self._unfold = not groups or any(not c.isascii() for chars, _ in groups for c in chars)
         for chars, lead in groups:
             keep = np.zeros(len(self.alphabet) + 1, np.float32)
             keep[0] = 1.0
@@ -342,9 +347,7 @@ class ScriptOcr:
             if ocr is self._judge:
                 continue
             mine = [
-                (c, "" if several else lead)
-                for c, lead in groups
-                if owner[group_script(c)] is ocr
+                (c, "" if several else lead) for c, lead in groups if owner[group_script(c)] is ocr
             ]
             if not mine:
                 continue

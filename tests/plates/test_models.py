@@ -124,6 +124,34 @@ def test_the_joint_model_judges_the_script_and_the_latin_model_reads_latin() -> 
     assert judged_only is not None and judged_only.confidence == joint.confidence
 
 
+def test_a_model_restricted_to_latin_does_not_read_narrow_crops_unfolded() -> None:
+    """A narrow crop may be a two-row Chinese plate, so it is also read unfolded; a model
+    whose groups hold no Chinese character could never keep that reading and skips it:
+    one model run per crop instead of two, the same readings."""
+    import cv2
+
+    crop = cv2.resize(_first_dev_us_crop(), (120, 60))  # aspect 2.0: narrow
+    ocr = CtcTfliteOcr(MODELS / f"{LATIN}.tflite", _manifest()[LATIN])
+    runs: list[int] = []
+    real = ocr.probs
+
+    def counted(x: np.ndarray) -> np.ndarray:
+        runs.append(1)
+        return real(x)
+
+    ocr.probs = counted  # type: ignore[method-assign]
+    ocr.restrict([("ABCDEFGHJKLMNPRSTUVWXYZ0123456789", "")])
+    latin = ocr.read_candidates(crop)
+    assert len(runs) == 1
+    ocr._unfold = True  # what it would read unfolded: nothing that could be kept
+    assert [r.text for r in ocr.read_candidates(crop)] == [r.text for r in latin]
+    assert len(runs) == 3
+    runs.clear()
+    ocr.restrict([("皖京ABCDEFGHJKLMNPQRSTUVWXYZ0123456789", "皖京")])
+    ocr.read_candidates(crop)
+    assert len(runs) == 2
+
+
 def test_candidates_that_read_as_nothing_are_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """Stripes and texture give the localiser plate-shaped candidates; each whose first
     margin reads below CANDIDATE_FLOOR costs one OCR read, not one per margin.
