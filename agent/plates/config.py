@@ -23,9 +23,11 @@ DEFAULT_OCR_MODELS = (
     "outpost-plate-ocr-latin-int8",
     "outpost-plate-ocr-latin-b-int8",
     "outpost-plate-ocr-int8",
+    "outpost-plate-ocr-b-int8",
 )
-"""The two Latin models read Latin plates together (their readings fused); the joint model,
-listed after them, reads the Chinese ones and judges which script a crop is in."""
+"""The two Latin models read Latin plates together (their readings fused); the two joint
+models, listed after them, read the Chinese ones together, and the first of them judges
+which script a crop is in."""
 
 
 class OutpostOcrConfig(_Section):

@@ -6,6 +6,7 @@ functions (``ctc_decode``, ``slots_decode``) that take the model's probability a
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -321,6 +322,13 @@ class ScriptOcr:
     again and its reading is the one kept. A model trained on one script knows nothing of
     the other, so its readings cannot be weighed against another model's: without a judge,
     every model's readings are offered side by side.
+
+    When the joint models are several (``FusedOcr``), the first of them alone is the
+    judge, and the fused group is the expert for the scripts it owns (Chinese): fused
+    readings change the confidences that the judge's script choice and the scene's
+    candidates are weighed by (US scenes end to end 69.4 -> 65.8 % with a fused judge),
+    while a crop judged Chinese gains from the fusion as the Chinese crops alone do.
+    An expert reads only its own script's groups, so it may put back a missed province.
     """
 
     def __init__(self, parts: Sequence[tuple[CtcTfliteOcr | FusedOcr, Sequence[str]]]) -> None:
@@ -335,19 +343,27 @@ class ScriptOcr:
     ) -> None:
         scripts = {group_script(c) for c, _ in groups}
         owner = {s: next((o for o, mine in self.parts if s in mine), None) for s in scripts}
-        self._judge = next((o for o, mine in self.parts if scripts <= mine), None)
+        joint = next((o for o, mine in self.parts if scripts <= mine), None)
+        if isinstance(joint, FusedOcr):
+            # its first model judges with its own restriction; the interpreter is shared
+            self._judge = copy.copy(joint.parts[0])
+        else:
+            self._judge = joint
         self._experts = {}
         self._active = []
         if self._judge is not None:
             self._judge.restrict(groups, weights)
             self._active = [self._judge]
-        # with several groups no model may repair a missed lead (see CtcTfliteOcr.restrict)
-        several = len(groups) > 1
+        # with several groups and no judge, no model may repair a missed lead (see
+        # CtcTfliteOcr.restrict); an expert reads only crops judged to be in its script
+        keep_lead = len(groups) == 1 or self._judge is not None
         for ocr, _ in self.parts:
             if ocr is self._judge:
                 continue
             mine = [
-                (c, "" if several else lead) for c, lead in groups if owner[group_script(c)] is ocr
+                (c, lead if keep_lead else "")
+                for c, lead in groups
+                if owner[group_script(c)] is ocr
             ]
             if not mine:
                 continue

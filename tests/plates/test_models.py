@@ -48,7 +48,7 @@ def _reader(names: list[str] | None = None, countries: list[str] | None = None) 
 
 
 FLOAT_MODELS = [n.removesuffix("-int8") for n in DEFAULT_OCR_MODELS]
-LATIN, LATIN_B, JOINT = DEFAULT_OCR_MODELS
+LATIN, LATIN_B, JOINT, JOINT_B = DEFAULT_OCR_MODELS
 
 
 @pytest.mark.parametrize("name", [*DEFAULT_OCR_MODELS, *FLOAT_MODELS])
@@ -63,14 +63,14 @@ def test_manifest_matches_files(name: str) -> None:
 
 def test_only_the_models_the_countries_need_are_loaded() -> None:
     only_cn = load_ocr(_cfg(countries=["cn"]))
-    assert isinstance(only_cn, CtcTfliteOcr) and only_cn.name == JOINT
+    assert isinstance(only_cn, FusedOcr) and [o.name for o in only_cn.parts] == [JOINT, JOINT_B]
     only_us = load_ocr(_cfg(countries=["us"]))
     assert isinstance(only_us, FusedOcr) and [o.name for o in only_us.parts] == [LATIN, LATIN_B]
     one_latin = load_ocr(_cfg([LATIN, JOINT], ["us"]))
     assert isinstance(one_latin, CtcTfliteOcr) and one_latin.name == LATIN
     both = load_ocr(_cfg())
     assert isinstance(both, ScriptOcr)
-    assert [o.name for o, _ in both.parts] == [f"{LATIN}+{LATIN_B}", JOINT]
+    assert [o.name for o, _ in both.parts] == [f"{LATIN}+{LATIN_B}", f"{JOINT}+{JOINT_B}"]
 
 
 def test_a_country_no_model_reads_is_a_fault() -> None:
@@ -102,16 +102,23 @@ def test_each_script_is_read_by_its_own_model(tmp_path: Path) -> None:
 
 
 def test_the_joint_model_judges_the_script_and_the_latin_model_reads_latin() -> None:
-    """Default models, both countries: the joint model says which script a crop is in; a
-    Latin crop's text is then the Latin model's own (as when it is configured alone), and
-    its confidence that of the less sure of the two models."""
+    """Default models, both countries: the first joint model alone says which script a
+    crop is in; a Latin crop's text is then the Latin pair's own, a Chinese crop's the
+    joint pair's (each as when configured alone), and its confidence that of the less
+    sure of the judge and the expert."""
     reader = _reader()
     assert isinstance(reader.ocr, ScriptOcr)
     expert = reader.ocr.expert("latin")
-    assert reader.ocr.expert("cn") is None and expert is not None
-    assert expert.name == f"{LATIN}+{LATIN_B}"
-    cn = reader.read_crop(_first_dev_cn_crop())
-    assert cn is not None and is_chinese(cn.text) and cn.format is not None
+    assert expert is not None and expert.name == f"{LATIN}+{LATIN_B}"
+    cn_expert = reader.ocr.expert("cn")
+    assert cn_expert is not None and cn_expert.name == f"{JOINT}+{JOINT_B}"
+    cn_crop = _first_dev_cn_crop()
+    cn = reader.read_crop(cn_crop)
+    cn_alone = _reader(countries=["cn"]).read_crop(cn_crop)
+    cn_judged = _reader([JOINT], ["cn", "us"]).read_crop(cn_crop)
+    assert cn is not None and cn_alone is not None and cn_judged is not None
+    assert is_chinese(cn.text) and cn.format is not None and cn.text == cn_alone.text
+    assert cn.confidence == min(cn_alone.confidence, cn_judged.confidence)
     us_crop = _first_dev_us_crop()
     alone = _reader(countries=["us"]).read_crop(us_crop)
     joint = _reader([JOINT], ["cn", "us"]).read_crop(us_crop)
