@@ -234,18 +234,31 @@ class CtcTfliteOcr:
 def fuse_readings(results: Sequence[OcrResult], top_k: int = 4) -> OcrResult:
     """One reading from several models' readings of the same crop.
 
-    Readings of equal length are fused character by character: each position's candidates
-    are averaged over the models (a candidate a model did not list counts 0), and the most
-    probable one is taken. Otherwise (or when one read nothing) the most confident reading
-    is kept as it is: characters cannot be paired when the lengths differ.
+    The readings of the length that most models read (ties: the length of the most
+    confident reading) are fused character by character: each position's candidates are
+    averaged over those models (a candidate a model did not list counts 0), and the most
+    probable one is taken. Where no two readings share a length, or those that do agree,
+    the most confident reading is kept as it is: characters cannot be paired when the
+    lengths differ.
     """
     if not results:
         raise ValueError("no readings to fuse")
-    first = results[0]
-    n = len(first.text)
-    same = n > 0 and all(len(r.text) == n and len(r.alternatives) == n for r in results)
-    if not same or all(r.text == first.text for r in results):
-        return max(results, key=lambda r: r.confidence)
+    by_length: dict[int, list[OcrResult]] = {}
+    for r in results:
+        if r.text and len(r.alternatives) == len(r.text):
+            by_length.setdefault(len(r.text), []).append(r)
+    group = max(
+        by_length.values(),
+        key=lambda rs: (len(rs), max(r.confidence for r in rs)),
+        default=list(results),
+    )
+    if len(group) < 2 or all(r.text == group[0].text for r in group):
+        return max(group if len(group) > 1 else results, key=lambda r: r.confidence)
+    return _fuse_equal_length(group, top_k)
+
+
+def _fuse_equal_length(results: Sequence[OcrResult], top_k: int) -> OcrResult:
+    n = len(results[0].text)
     chars: list[str] = []
     confs: list[float] = []
     alts: list[dict[str, float]] = []

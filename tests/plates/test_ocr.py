@@ -79,6 +79,20 @@ def test_fused_readings_that_agree_or_differ_in_length_keep_the_most_confident()
         fuse_readings([])
 
 
+def test_three_readings_fuse_those_of_the_length_most_models_read() -> None:
+    # the one-short reading is the most confident, but two models read four characters
+    short = _reading("B12", [{"B": 0.99}, {"1": 0.99}, {"2": 0.99}])
+    a = _reading("AB1Z", [{"A": 0.9}, {"B": 0.9}, {"1": 0.9}, {"Z": 0.6, "2": 0.4}])
+    b = _reading("AB12", [{"A": 0.8}, {"B": 0.9}, {"1": 0.9}, {"2": 0.9, "Z": 0.1}])
+    fused = fuse_readings([short, a, b])
+    assert fused.text == "AB12"
+    assert fused.char_confidences == pytest.approx([0.85, 0.9, 0.9, 0.65])
+    # two that agree beat a third of another length; the surer of the two is kept
+    assert fuse_readings([short, b, _reading("AB12", [{"A": 0.7}] * 4)]) is b
+    # three lengths: nothing to pair, the most confident is kept
+    assert fuse_readings([a, short, _reading("AB123", [{"A": 0.5}] * 5)]) is short
+
+
 def test_slots_drop_pad() -> None:
     alpha = "AB_"
     r = slots_decode(_frames([0, 1, 2, 2], classes=3), alpha)
