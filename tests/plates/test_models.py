@@ -112,6 +112,8 @@ def test_the_joint_model_judges_the_script_and_the_latin_model_reads_latin() -> 
     assert expert is not None and expert.name == f"{LATIN}+{LATIN_B}"
     cn_expert = reader.ocr.expert("cn")
     assert cn_expert is not None and cn_expert.name == f"{JOINT}+{JOINT_B}"
+    one_joint = _reader([LATIN, LATIN_B, JOINT]).ocr  # its own readings of Chinese kept
+    assert isinstance(one_joint, ScriptOcr) and one_joint.expert("cn") is None
     cn_crop = _first_dev_cn_crop()
     cn = reader.read_crop(cn_crop)
     cn_alone = _reader(countries=["cn"]).read_crop(cn_crop)
