@@ -137,6 +137,10 @@ class CtcTfliteOcr:
         self._groups: list[tuple[Probs | None, npt.NDArray[np.int64]]] = [
             (None, np.zeros(0, np.int64))
         ]
+        self._recent: dict[tuple[Any, ...], Probs] = {}
+        """The outputs for the last two inputs, shared with shallow copies: ``ScriptOcr``'s
+        judge is a copy of the first joint model and reads each crop (plain and unfolded)
+        just before that model reads it again as the Chinese expert."""
         self._unfold = True
         """Narrow crops are also read unfolded as two-row plates. Only Chinese plates have
         two rows, and an unfolded reading is kept only when it starts with a Chinese
@@ -159,6 +163,10 @@ class CtcTfliteOcr:
 
     def probs(self, x: npt.NDArray[Any]) -> Probs:
         """Raw (T, classes) output for an already preprocessed (H, W) uint8 input."""
+        key = (x.shape, x.dtype.str, x.tobytes())
+        known = self._recent.get(key)
+        if known is not None:
+            return known
         if self._in_dtype == np.uint8:
             scale, zero = self._in_quant
             if scale and (abs(scale - 1.0) > 1e-6 or zero != 0):
@@ -170,6 +178,9 @@ class CtcTfliteOcr:
         self._interp.set_tensor(self._in_index, arr[None, :, :, None])
         self._interp.invoke()
         out: Probs = np.asarray(self._interp.get_tensor(self._out_index))[0].astype(np.float32)
+        if len(self._recent) >= 2:
+            del self._recent[next(iter(self._recent))]
+        self._recent[key] = out
         return out
 
     def restrict(

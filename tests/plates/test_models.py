@@ -133,6 +133,34 @@ def test_the_joint_model_judges_the_script_and_the_latin_model_reads_latin() -> 
     assert judged_only is not None and judged_only.confidence == joint.confidence
 
 
+def test_the_judge_and_the_chinese_expert_run_the_first_joint_model_once_per_input() -> None:
+    """Both countries: the judge is a copy of the first joint model, and a crop it judged
+    Chinese is read again by the joint pair; the first model's output for that input is
+    remembered, not computed twice. Counted at the interpreter's own invoke."""
+    reader = _reader()
+    assert isinstance(reader.ocr, ScriptOcr)
+    cn_expert = reader.ocr.expert("cn")
+    assert isinstance(cn_expert, FusedOcr)
+    first = cn_expert.parts[0]
+    interp = first._interp
+    calls: list[int] = []
+    real = interp.invoke
+
+    def counted() -> None:
+        calls.append(1)
+        real()
+
+    interp.invoke = counted  # type: ignore[method-assign]
+    crop = _first_dev_cn_crop()
+    read = reader.read_crop(crop)
+    assert read is not None and is_chinese(read.text)
+    narrow = crop.shape[1] / crop.shape[0] < 2.6
+    assert len(calls) == (2 if narrow else 1)  # plain (and unfolded) once each
+    again = reader.read_crop(crop)
+    assert again is not None and again.text == read.text
+    assert again.confidence == read.confidence and len(calls) == (2 if narrow else 1)
+
+
 def test_a_model_restricted_to_latin_does_not_read_narrow_crops_unfolded() -> None:
     """A narrow crop may be a two-row Chinese plate, so it is also read unfolded; a model
     whose groups hold no Chinese character could never keep that reading and skips it:
