@@ -197,7 +197,7 @@ class CtcTfliteOcr:
         """
         weights = weights or {}
         self._groups = []
-        self._unfold = not groups or any(not c.isascii() for chars, _ in groups for c in chars)
+        self._unfold = not groups or any(group_script(chars) == "cn" for chars, _ in groups)
         for chars, lead in groups:
             keep = np.zeros(len(self.alphabet) + 1, np.float32)
             keep[0] = 1.0
@@ -259,12 +259,12 @@ def fuse_readings(results: Sequence[OcrResult], top_k: int = 4) -> OcrResult:
         if r.text and len(r.alternatives) == len(r.text):
             by_length.setdefault(len(r.text), []).append(r)
     group = max(
-        by_length.values(),
-        key=lambda rs: (len(rs), max(r.confidence for r in rs)),
-        default=list(results),
+        by_length.values(), key=lambda rs: (len(rs), max(r.confidence for r in rs)), default=[]
     )
-    if len(group) < 2 or all(r.text == group[0].text for r in group):
-        return max(group if len(group) > 1 else results, key=lambda r: r.confidence)
+    if len(group) < 2:
+        return max(results, key=lambda r: r.confidence)
+    if all(r.text == group[0].text for r in group):
+        return max(group, key=lambda r: r.confidence)
     return _fuse_equal_length(group, top_k)
 
 

@@ -15,6 +15,7 @@ from agent.plates.config import DEFAULT_OCR_MODELS, OutpostOcrConfig, PlatesConf
 from agent.plates.formats import is_chinese, normalise
 from agent.plates.localise import crop, expand
 from agent.plates.ocr import CtcTfliteOcr, FusedOcr, ScriptOcr
+from agent.plates.preprocess import TWO_ROW_MAX_ASPECT
 from agent.plates.reader import PlateReader, load_ocr, refit_box
 from agent.plates.voting import PlateRead
 
@@ -154,7 +155,7 @@ def test_the_judge_and_the_chinese_expert_run_the_first_joint_model_once_per_inp
     crop = _first_dev_cn_crop()
     read = reader.read_crop(crop)
     assert read is not None and is_chinese(read.text)
-    narrow = crop.shape[1] / crop.shape[0] < 2.6
+    narrow = crop.shape[1] / crop.shape[0] < TWO_ROW_MAX_ASPECT
     assert len(calls) == (2 if narrow else 1)  # plain (and unfolded) once each
     again = reader.read_crop(crop)
     assert again is not None and again.text == read.text
