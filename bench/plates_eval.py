@@ -57,6 +57,12 @@ class Score:
     misreads: collections.Counter[str] = field(default_factory=collections.Counter)
     """What went wrong: ``2→Z`` per character read as another in a reading of the right
     length, else ``one short``, ``one long``, ``length`` or ``nothing read``."""
+    chinese: int = 0
+    province: int = 0
+    rest: int = 0
+    """Of the plates whose truth starts with a Chinese character: how many readings start
+    with that character, and how many read everything after it right (whatever the first
+    character read): the two kinds of error on Chinese plates, apart."""
 
     def add(self, truth: str, got: str, ms: float) -> None:
         self.n += 1
@@ -65,6 +71,10 @@ class Score:
         self.folded += fold(t) == fold(g)
         self.chars += max(0.0, 1 - _lev(t, g) / max(len(t), 1))
         self.ms.append(ms)
+        if t and not t[0].isascii():
+            self.chinese += 1
+            self.province += g[:1] == t[0]
+            self.rest += g[1:] == t[1:] if g[:1] and not g[0].isascii() else g == t[1:]
         if t == g:
             return
         if not g:
@@ -252,6 +262,12 @@ def _row(label: str, name: str, s: Score, loc: bool = False) -> None:
         f"{label:<28}{name:<26}{s.n:>5}{100 * s.exact / n:>8.1f}{100 * s.folded / n:>8.1f}"
         f"{100 * s.chars / n:>8.1f}{locs}{med:>8.2f}"
     )
+    if s.chinese:
+        c = s.chinese
+        print(
+            f"  Chinese plates: province right {100 * s.province / c:.1f} %, "
+            f"the rest right {100 * s.rest / c:.1f} %"
+        )
 
 
 def _misreads(s: Score, top: int = 12) -> None:
