@@ -34,16 +34,18 @@ NUM_CLASSES = len(ALPHABET) + 1  # class 0 = CTC blank
 CHAR_INDEX = {c: i + 1 for i, c in enumerate(ALPHABET)}
 
 
-def _render_chunk(args: tuple[int, int, int, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _render_chunk(
+    args: tuple[int, int, int, float, float],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     from training.render import sample
 
-    seed, chunk, n, cn_share = args
+    seed, chunk, n, cn_share, edge_cut = args
     rng = random.Random(seed * 1_000_003 + chunk)
     xs = np.zeros((n, OCR_HEIGHT, OCR_WIDTH), np.uint8)
     ys = np.zeros((n, MAX_LABEL), np.int32)
     lens = np.zeros((n,), np.int32)
     for i in range(n):
-        img, text, two_row = sample(rng, cn_share)
+        img, text, two_row = sample(rng, cn_share, edge_cut)
         xs[i] = ocr_input(img, two_row=two_row)
         ids = [CHAR_INDEX[c] for c in text][:MAX_LABEL]
         ys[i, : len(ids)] = ids
@@ -52,9 +54,12 @@ def _render_chunk(args: tuple[int, int, int, float]) -> tuple[np.ndarray, np.nda
 
 
 def render_dataset(
-    seed: int, n: int, workers: int, cn_share: float, chunk: int = 1000
+    seed: int, n: int, workers: int, cn_share: float, chunk: int = 1000, edge_cut: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    jobs = [(seed, c, min(chunk, n - c * chunk), cn_share) for c in range((n + chunk - 1) // chunk)]
+    jobs = [
+        (seed, c, min(chunk, n - c * chunk), cn_share, edge_cut)
+        for c in range((n + chunk - 1) // chunk)
+    ]
     with mp.get_context("fork").Pool(workers) as pool:
         parts = pool.map(_render_chunk, jobs)
     return (
@@ -196,8 +201,13 @@ def train(args: argparse.Namespace) -> None:
     tf = configured_tensorflow(args.seed, args.threads)
 
     t0 = time.time()
-    xs, ys, lens = render_dataset(args.seed, args.samples, args.workers, args.cn_share)
-    xv, yv, lv = render_dataset(args.seed + 7919, args.val_samples, args.workers, args.cn_share)
+    cut = args.edge_cut
+    xs, ys, lens = render_dataset(
+        args.seed, args.samples, args.workers, args.cn_share, edge_cut=cut
+    )
+    xv, yv, lv = render_dataset(
+        args.seed + 7919, args.val_samples, args.workers, args.cn_share, edge_cut=cut
+    )
     log.info("rendered %d train + %d val in %.0f s", len(xs), len(xv), time.time() - t0)
 
     set_precision(args.precision)
@@ -328,6 +338,10 @@ def parser() -> argparse.ArgumentParser:
         "a step in about two thirds of the time",
     )
     p.add_argument("--cn-share", type=float, default=0.5, help="1 = Chinese only, 0 = Latin only")
+    p.add_argument(
+        "--edge-cut", type=float, default=0.0,
+        help="share of snug Chinese crops cut into an edge character (default 0: none)",
+    )
     p.add_argument("--name", default="outpost-plate-ocr", help="model name (file and manifest)")
     p.add_argument(
         "--precision", choices=sorted(PRECISIONS), default="float32",

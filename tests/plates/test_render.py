@@ -75,7 +75,7 @@ def test_training_chunks_are_reproducible_from_the_seed() -> None:
     from training.plates import _render_chunk
 
     def digest(seed: int) -> str:
-        xs, ys, lens = _render_chunk((seed, 0, 12, 0.5))
+        xs, ys, lens = _render_chunk((seed, 0, 12, 0.5, 0.0))
         return hashlib.sha256(xs.tobytes() + ys.tobytes() + lens.tobytes()).hexdigest()
 
     assert digest(1) == digest(1)
@@ -334,3 +334,16 @@ def test_a_frame_covers_only_part_of_the_edge_character() -> None:
             render._edge_cover(rng, img, label, 60, 240, 30)
         side = slice(0, 70) if label[0] == "1" else slice(230, 300)
         assert (img[:, side] == 230).all(), label
+
+
+def test_edge_cut_crops_cut_into_a_side_of_the_plate() -> None:
+    plate = render.render_cn(random.Random(5), "blue", "皖A12345")
+    for seed in range(8):
+        plain = render.place(random.Random(seed), plate, tight=0.08, snug=1.0)
+        cut = render.place(random.Random(seed), plate, tight=0.08, snug=1.0, edge_cut=1.0)
+        # the same draws up to the margins; the cut side then lies 3-5.5 % inside the plate
+        assert cut.shape[0] == plain.shape[0]
+        assert plain.shape[1] - cut.shape[1] >= 0.005 * plate.image.shape[1] - 1, seed
+    a = render.sample(random.Random(11), cn_share=1.0)
+    b = render.sample(random.Random(11), cn_share=1.0, edge_cut=0.0)
+    assert a[1] == b[1] and np.array_equal(a[0], b[0])  # 0: the samples of before the option
