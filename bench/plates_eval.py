@@ -57,6 +57,8 @@ class Score:
     misreads: collections.Counter[str] = field(default_factory=collections.Counter)
     """What went wrong: ``2→Z`` per character read as another in a reading of the right
     length, else ``one short``, ``one long``, ``length`` or ``nothing read``."""
+    positions: collections.Counter[int] = field(default_factory=collections.Counter)
+    """Per character position, how many readings of the right length got it wrong."""
     chinese: int = 0
     province: int = 0
     rest: int = 0
@@ -80,7 +82,9 @@ class Score:
         if not g:
             self.misreads["nothing read"] += 1
         elif len(t) == len(g):
-            self.misreads.update(f"{a}→{b}" for a, b in zip(t, g, strict=True) if a != b)
+            wrong = [i for i, (a, b) in enumerate(zip(t, g, strict=True)) if a != b]
+            self.misreads.update(f"{t[i]}→{g[i]}" for i in wrong)
+            self.positions.update(wrong)
         else:
             self.misreads[{-1: "one short", 1: "one long"}.get(len(g) - len(t), "length")] += 1
 
@@ -272,6 +276,9 @@ def _row(label: str, name: str, s: Score, loc: bool = False) -> None:
 
 def _misreads(s: Score, top: int = 12) -> None:
     print("  misreads: " + ", ".join(f"{k} {v}" for k, v in s.misreads.most_common(top)))
+    if s.positions:
+        at = ", ".join(f"{i + 1}: {n}" for i, n in sorted(s.positions.items()))
+        print(f"  wrong characters by position (readings of the right length): {at}")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ def test_province_and_rest_are_counted_apart(plates_eval: ModuleType) -> None:
     assert (s.chinese, s.province, s.rest) == (5, 2, 3)
     assert s.exact == 2
     assert s.misreads["皖→琼"] == 1 and s.misreads["one short"] == 1
+    assert s.positions == {0: 1, 4: 1}  # the province, and the serial's 8 for 3
 
 
 def test_rows_print_the_split_for_chinese_sets_only(
@@ -45,3 +46,5 @@ def test_rows_print_the_split_for_chinese_sets_only(
     assert "province right 50.0 %, the rest right 100.0 %" in capsys.readouterr().out
     plates_eval._row("us", "m", us)
     assert "province" not in capsys.readouterr().out
+    plates_eval._misreads(cn)
+    assert "by position (readings of the right length): 1: 1" in capsys.readouterr().out
