@@ -32,7 +32,7 @@ from agent.plates.config import (
     OutpostOcrConfig,
     PlatesConfig,
 )
-from agent.plates.formats import fold, normalise
+from agent.plates.formats import fold, is_chinese, normalise
 from agent.plates.localise import find_plates, iou
 from agent.plates.reader import PlateReader
 
@@ -62,9 +62,9 @@ class Score:
     chinese: int = 0
     province: int = 0
     rest: int = 0
-    """Of the plates whose truth starts with a Chinese character: how many readings start
-    with that character, and how many read everything after it right (whatever the first
-    character read): the two kinds of error on Chinese plates, apart."""
+    """Of the Chinese plates (``is_chinese``): how many readings start with the plate's
+    province, and how many read everything after it right (whatever the first character
+    read): the two kinds of error on Chinese plates, apart."""
 
     def add(self, truth: str, got: str, ms: float) -> None:
         self.n += 1
@@ -73,10 +73,10 @@ class Score:
         self.folded += fold(t) == fold(g)
         self.chars += max(0.0, 1 - _lev(t, g) / max(len(t), 1))
         self.ms.append(ms)
-        if t and not t[0].isascii():
+        if is_chinese(t):
             self.chinese += 1
             self.province += g[:1] == t[0]
-            self.rest += g[1:] == t[1:] if g[:1] and not g[0].isascii() else g == t[1:]
+            self.rest += (g[1:] if is_chinese(g) else g) == t[1:]
         if t == g:
             return
         if not g:

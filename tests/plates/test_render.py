@@ -344,6 +344,8 @@ def test_edge_cut_crops_cut_into_a_side_of_the_plate() -> None:
         # the same draws up to the margins; the cut side then lies 3-5.5 % inside the plate
         assert cut.shape[0] == plain.shape[0]
         assert plain.shape[1] - cut.shape[1] >= 0.005 * plate.image.shape[1] - 1, seed
-    a = render.sample(random.Random(11), cn_share=1.0)
-    b = render.sample(random.Random(11), cn_share=1.0, edge_cut=0.0)
-    assert a[1] == b[1] and np.array_equal(a[0], b[0])  # 0: the samples of before the option
+    # at 0 the option draws nothing (the samples are those of before it); on, it draws
+    off, on = random.Random(11), random.Random(11)
+    render.place(off, plate, tight=0.08, snug=1.0, edge_cut=0.0)
+    render.place(on, plate, tight=0.08, snug=1.0, edge_cut=1e-9)
+    assert off.getstate() != on.getstate()
