@@ -102,6 +102,10 @@ EDGE_PENALTY = 0.8
 clock or a photographer's watermark sits in a corner (three US dev scenes were won by
 one), and a plate cut by the border cannot be read whole anyway (+0.5 points; 0.6 the same)."""
 
+WORD_PENALTY = 0.85
+"""A scene's candidate that reads letters only (no digit) scores this much less: signs and
+dealer frames (`PRIVATE`, `RESIDENT`) read as confidently as a plate does."""
+
 
 def _touches_edge(box: Box, shape: tuple[int, ...]) -> bool:
     x, y, w, h = box
@@ -297,6 +301,8 @@ class PlateReader:
                 score *= 1 + LENGTH_BONUS * sum(c.isascii() for c in read.text)
                 if _touches_edge(cand.box, image.shape):
                     score *= EDGE_PENALTY
+                if read.text.isascii() and read.text.isalpha():
+                    score *= WORD_PENALTY
                 if score > best_score:
                     best, best_score = read, score
         return self._refit(image, best) if best is not None else None

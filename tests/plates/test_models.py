@@ -401,6 +401,19 @@ def test_text_touching_the_frames_border_loses_to_a_plate(
 
 
 @needs_dev
+def test_a_sign_of_letters_only_loses_to_the_plate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `PRIVATE` sign beside the car read at 1.0 and beat its plate `GT679A`; a reading
+    without a digit now scores less (`WORD_PENALTY`), and the plate wins."""
+    from agent.plates import reader as reader_mod
+
+    reader = _reader(countries=["us"])
+    scene = _dev_scene("wts-lg-000062.jpg")
+    assert [r.text for r in reader.read_image(scene)] == ["GT679A"]
+    monkeypatch.setattr(reader_mod, "WORD_PENALTY", 1.0)
+    assert [r.text for r in reader.read_image(scene)] == ["PRVATE"]
+
+
+@needs_dev
 def test_the_winning_candidate_is_read_again_with_the_crop_variants() -> None:
     """The winner of a region is read again with the crop variants at its own box and at
     the box cut to fit its text; the most confident of those readings is the answer."""
