@@ -49,7 +49,8 @@ def _reader(names: list[str] | None = None, countries: list[str] | None = None) 
 
 
 FLOAT_MODELS = [n.removesuffix("-int8") for n in DEFAULT_OCR_MODELS]
-LATIN, LATIN_B, JOINT, JOINT_B = DEFAULT_OCR_MODELS
+LATIN, LATIN_B, JOINT, JOINT_B, JOINT_D = DEFAULT_OCR_MODELS
+JOINTS = f"{JOINT}+{JOINT_B}+{JOINT_D}"
 
 
 @pytest.mark.parametrize("name", [*DEFAULT_OCR_MODELS, *FLOAT_MODELS])
@@ -64,14 +65,15 @@ def test_manifest_matches_files(name: str) -> None:
 
 def test_only_the_models_the_countries_need_are_loaded() -> None:
     only_cn = load_ocr(_cfg(countries=["cn"]))
-    assert isinstance(only_cn, FusedOcr) and [o.name for o in only_cn.parts] == [JOINT, JOINT_B]
+    assert isinstance(only_cn, FusedOcr)
+    assert [o.name for o in only_cn.parts] == [JOINT, JOINT_B, JOINT_D]
     only_us = load_ocr(_cfg(countries=["us"]))
     assert isinstance(only_us, FusedOcr) and [o.name for o in only_us.parts] == [LATIN, LATIN_B]
     one_latin = load_ocr(_cfg([LATIN, JOINT], ["us"]))
     assert isinstance(one_latin, CtcTfliteOcr) and one_latin.name == LATIN
     both = load_ocr(_cfg())
     assert isinstance(both, ScriptOcr)
-    assert [o.name for o, _ in both.parts] == [f"{LATIN}+{LATIN_B}", f"{JOINT}+{JOINT_B}"]
+    assert [o.name for o, _ in both.parts] == [f"{LATIN}+{LATIN_B}", JOINTS]
 
 
 def test_a_country_no_model_reads_is_a_fault() -> None:
@@ -112,7 +114,7 @@ def test_the_joint_model_judges_the_script_and_the_latin_model_reads_latin() -> 
     expert = reader.ocr.expert("latin")
     assert expert is not None and expert.name == f"{LATIN}+{LATIN_B}"
     cn_expert = reader.ocr.expert("cn")
-    assert cn_expert is not None and cn_expert.name == f"{JOINT}+{JOINT_B}"
+    assert cn_expert is not None and cn_expert.name == JOINTS
     one_joint = _reader([LATIN, LATIN_B, JOINT]).ocr  # its own readings of Chinese kept
     assert isinstance(one_joint, ScriptOcr) and one_joint.expert("cn") is None
     cn_crop = _first_dev_cn_crop()
