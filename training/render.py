@@ -567,21 +567,57 @@ US_PATTERNS = (
     "AAAAA",
     "AAAA",
     "AAAAAAAA",
+    "W",
+    "W",
 )
 
 
-US_RARE_LETTERS = "IOQ"
-"""Most states leave these out of their serials (their glyphs are those of 1 and 0), so they
-are rare on real plates; drawn as often as other letters they taught the model to read the
-round glyph as O four times out of five."""
-US_LETTERS = "".join(c if c in US_RARE_LETTERS else c * 8 for c in LETTERS)
+US_LETTER_COPIES = {"O": 1, "I": 3, "Q": 3}
+"""Letters drawn less often than the others' 8 copies. Most states leave O out of their
+serials (its glyph is that of 0): drawn as often as other letters it taught the model to
+read the round glyph as O four times out of five. I and Q are rarer than other letters on
+real plates but not that rare (on the US dev crops about half and a third of an average
+letter); at one copy, as O, the models read Q as O or 0 and a vanity plate's I as T."""
+US_LETTERS = "".join(c * US_LETTER_COPIES.get(c, 8) for c in LETTERS)
+
+VOWELS = "AAEEIIOOUY"
+CONSONANTS = "BCDFGHJKLMNPRSTVWXZ"
+CLUSTERS = (
+    *("BL", "BR", "CH", "CL", "CR", "DR", "FL", "FR", "GL", "GR", "PH", "PL"),
+    *("PR", "SH", "SK", "SL", "SM", "SN", "SP", "ST", "SW", "TH", "TR", "WH"),
+)
+LEET = {"O": "0", "I": "1", "E": "3", "A": "4", "S": "5", "B": "8"}
+"""Digits that vanity plates write for letters (`G0LFING`, `IM4REAL`, `GR8BUNZ`)."""
+
+
+def vanity_word(rng: random.Random) -> str:
+    """A pronounceable word of 4-8 letters, as vanity plates spell words and names: syllables
+    of consonant (or a pair) and vowel, sometimes a final consonant, and now and then a
+    letter written as its look-alike digit or a digit put in."""
+    length = rng.randint(4, 8)
+    out = ""
+    while len(out) < length:
+        onset = rng.choice(CLUSTERS) if rng.random() < 0.25 else rng.choice(CONSONANTS)
+        syllable = (onset if rng.random() < 0.85 else "") + rng.choice(VOWELS)
+        if rng.random() < 0.4:
+            syllable += rng.choice(CONSONANTS)
+        out += syllable
+    chars = list(out[:length])
+    for i, ch in enumerate(chars):
+        if ch in LEET and rng.random() < 0.12:
+            chars[i] = LEET[ch]
+    if rng.random() < 0.2:
+        chars.insert(rng.randint(0, len(chars)), rng.choice(DIGITS))
+    return "".join(chars[:8])
 
 
 def random_us_text(rng: random.Random) -> str:
     pat = rng.choice(US_PATTERNS)
     out = []
     for p in pat:
-        if p == "L":
+        if p == "W":
+            out.append(vanity_word(rng))
+        elif p == "L":
             out.append(rng.choice(US_LETTERS))
         elif p == "D":
             out.append(rng.choice(DIGITS))

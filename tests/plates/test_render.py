@@ -349,3 +349,29 @@ def test_edge_cut_crops_cut_into_a_side_of_the_plate() -> None:
     render.place(off, plate, tight=0.08, snug=1.0, edge_cut=0.0)
     render.place(on, plate, tight=0.08, snug=1.0, edge_cut=1e-9)
     assert off.getstate() != on.getstate()
+
+
+def test_vanity_words_are_plate_text_with_vowels_and_some_digits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Vanity plates spell words: 4-8 characters of the US alphabet, letters in syllables
+    (a vowel among every few letters), now and then a look-alike digit. Drawn from the
+    seed alone; some US samples are such words."""
+    words = [render.vanity_word(random.Random(11)) for _ in range(2)]
+    assert words[0] == words[1]
+    rng = random.Random(11)
+    words = [render.vanity_word(rng) for _ in range(400)]
+    assert all(4 <= len(w) <= 8 and w.isascii() and w.isalnum() and w == w.upper() for w in words)
+    letters = "".join(c for w in words for c in w if c.isalpha())
+    vowels = sum(c in render.VOWELS for c in letters)
+    assert 0.3 < vowels / len(letters) < 0.6
+    with_digit = sum(any(c.isdigit() for c in w) for w in words)
+    assert 0.1 * len(words) < with_digit < 0.7 * len(words)
+    monkeypatch.setattr(render, "vanity_word", lambda rng: "VANITY")
+    texts = [render.random_us_text(random.Random(s)) for s in range(300)]
+    assert 10 < texts.count("VANITY") < 100
+
+
+def test_us_serials_draw_o_rarely_and_i_q_less_often_than_other_letters() -> None:
+    counts = {c: render.US_LETTERS.count(c) for c in "AOIQZ"}
+    assert counts == {"A": 8, "O": 1, "I": 3, "Q": 3, "Z": 8}
