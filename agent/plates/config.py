@@ -22,11 +22,12 @@ class _Section(BaseModel):
 DEFAULT_OCR_MODELS = (
     "outpost-plate-ocr-latin-int8",
     "outpost-plate-ocr-latin-b-int8",
+    "outpost-plate-ocr-latin-c-int8",
     "outpost-plate-ocr-int8",
     "outpost-plate-ocr-b-int8",
     "outpost-plate-ocr-d-int8",
 )
-"""The two Latin models read Latin plates together (their readings fused); the three joint
+"""The three Latin models read Latin plates together (their readings fused); the three joint
 models, listed after them, read the Chinese ones together, and the first of them judges
 which script a crop is in."""
 

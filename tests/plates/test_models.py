@@ -49,7 +49,8 @@ def _reader(names: list[str] | None = None, countries: list[str] | None = None) 
 
 
 FLOAT_MODELS = [n.removesuffix("-int8") for n in DEFAULT_OCR_MODELS]
-LATIN, LATIN_B, JOINT, JOINT_B, JOINT_D = DEFAULT_OCR_MODELS
+LATIN, LATIN_B, LATIN_C, JOINT, JOINT_B, JOINT_D = DEFAULT_OCR_MODELS
+LATINS = f"{LATIN}+{LATIN_B}+{LATIN_C}"
 JOINTS = f"{JOINT}+{JOINT_B}+{JOINT_D}"
 
 
@@ -68,12 +69,13 @@ def test_only_the_models_the_countries_need_are_loaded() -> None:
     assert isinstance(only_cn, FusedOcr)
     assert [o.name for o in only_cn.parts] == [JOINT, JOINT_B, JOINT_D]
     only_us = load_ocr(_cfg(countries=["us"]))
-    assert isinstance(only_us, FusedOcr) and [o.name for o in only_us.parts] == [LATIN, LATIN_B]
+    assert isinstance(only_us, FusedOcr)
+    assert [o.name for o in only_us.parts] == [LATIN, LATIN_B, LATIN_C]
     one_latin = load_ocr(_cfg([LATIN, JOINT], ["us"]))
     assert isinstance(one_latin, CtcTfliteOcr) and one_latin.name == LATIN
     both = load_ocr(_cfg())
     assert isinstance(both, ScriptOcr)
-    assert [o.name for o, _ in both.parts] == [f"{LATIN}+{LATIN_B}", JOINTS]
+    assert [o.name for o, _ in both.parts] == [LATINS, JOINTS]
 
 
 def test_a_country_no_model_reads_is_a_fault() -> None:
@@ -106,13 +108,13 @@ def test_each_script_is_read_by_its_own_model(tmp_path: Path) -> None:
 
 def test_the_joint_model_judges_the_script_and_the_latin_model_reads_latin() -> None:
     """Default models, both countries: the first joint model alone says which script a
-    crop is in; a Latin crop's text is then the Latin pair's own, a Chinese crop's the
-    joint pair's (each as when configured alone), and its confidence that of the less
+    crop is in; a Latin crop's text is then the fused Latin models' own, a Chinese crop's the
+    fused joint models' (each as when configured alone), and its confidence that of the less
     sure of the judge and the expert."""
     reader = _reader()
     assert isinstance(reader.ocr, ScriptOcr)
     expert = reader.ocr.expert("latin")
-    assert expert is not None and expert.name == f"{LATIN}+{LATIN_B}"
+    assert expert is not None and expert.name == LATINS
     cn_expert = reader.ocr.expert("cn")
     assert cn_expert is not None and cn_expert.name == JOINTS
     one_joint = _reader([LATIN, LATIN_B, JOINT]).ocr  # its own readings of Chinese kept
