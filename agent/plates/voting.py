@@ -39,6 +39,8 @@ class VotedPlate:
     votes: int
     frames: int
     best: PlateRead
+    agree: int = 0
+    """Readings within one character (``match_distance`` <= 1) of the voted text."""
 
 
 def vote(reads: list[PlateRead]) -> VotedPlate | None:
@@ -70,7 +72,8 @@ def vote(reads: list[PlateRead]) -> VotedPlate | None:
     matching = [r for r in same if r.text == text]
     best = max(matching or same, key=lambda r: r.confidence)
     conf = float(sum(confs) / len(confs)) if confs else 0.0
-    return VotedPlate(text, conf, confs, counts.get(text, 0), len(reads), best)
+    agree = sum(match_distance(r.text, text) <= 1.0 for r in reads)
+    return VotedPlate(text, conf, confs, counts.get(text, 0), len(reads), best, agree)
 
 
 class TrackVoter:
@@ -115,7 +118,12 @@ class TrackVoter:
         self._last.pop(track_id, None)
         if len(reads) < self.min_reads:
             return None
-        return vote(reads)
+        voted = vote(reads)
+        # frames that agree, not frames: two readings of a tiny plate far off in a side lane
+        # (`17171`, `5L1717T1`) are not a plate read twice
+        if voted is None or voted.agree < self.min_reads:
+            return None
+        return voted
 
     def due(self, now: float) -> list[tuple[str, VotedPlate]]:
         """Tracks silent for ``timeout_s``, decided and forgotten."""
@@ -150,6 +158,7 @@ def to_message(track: str, voted: VotedPlate) -> dict[str, Any]:
         "char_confidences": list(voted.char_confidences),
         "votes": voted.votes,
         "frames": voted.frames,
+        "agree": voted.agree,
         "best": {
             "text": b.text,
             "confidence": b.confidence,
@@ -183,5 +192,6 @@ def from_message(msg: dict[str, Any]) -> tuple[str, VotedPlate]:
         msg["votes"],
         msg["frames"],
         best,
+        msg.get("agree", 0),
     )
     return str(msg["track"]), voted

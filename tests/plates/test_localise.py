@@ -58,3 +58,67 @@ def test_a_close_plates_character_groups_are_also_one_candidate(
     assert spans_both(find_plates(image))
     monkeypatch.setattr(localise, "MAX_UNIONS", 0)
     assert not spans_both(find_plates(image))
+
+
+def _plate_on_a_bumper() -> tuple[np.ndarray, tuple[int, int, int, int], tuple[int, int, int, int]]:
+    """A dark bumper with a light plate on it: (image, a loose box over plate and bumper,
+    the extent of the plate's characters)."""
+    import cv2
+
+    image = np.full((300, 700, 3), 40, np.uint8)
+    cv2.rectangle(image, (60, 110), (640, 210), (90, 90, 90), -1)  # bumper
+    cv2.rectangle(image, (220, 120), (480, 200), (225, 225, 225), -1)  # plate
+    cv2.putText(image, "7ABC123", (242, 178), cv2.FONT_HERSHEY_SIMPLEX, 1.5, (20, 20, 20), 4)
+    gray = cv2.cvtColor(image[120:201, 220:481], cv2.COLOR_BGR2GRAY)
+    ys, xs = np.nonzero(gray < 100)
+    text = (220 + int(xs.min()), 120 + int(ys.min()), int(np.ptp(xs)) + 1, int(np.ptp(ys)) + 1)
+    return image, (80, 125, 540, 75), text
+
+
+def test_a_loose_box_is_cut_to_the_characters_in_it() -> None:
+    image, loose, (tx, ty, tw, th) = _plate_on_a_bumper()
+    box = localise.text_box(image, loose)
+    assert box is not None
+    x, y, w, h = box
+    # every character inside, and no more than the padding beside them (0.7 and 0.3 of a
+    # character's height)
+    assert x <= tx and x + w >= tx + tw and y <= ty and y + h >= ty + th
+    assert tx - x <= 0.8 * th and (x + w) - (tx + tw) <= 0.8 * th
+    assert ty - y <= 0.4 * th and (y + h) - (ty + th) <= 0.4 * th
+    assert localise.iou(box, loose) < 0.5
+
+
+def test_a_box_without_a_row_of_characters_has_no_text_box() -> None:
+    rng = np.random.default_rng(1)
+    flat = np.full((100, 300, 3), 128, np.uint8)
+    assert localise.text_box(flat, (20, 20, 200, 50)) is None
+    noise = rng.integers(0, 255, (100, 300, 3), dtype=np.uint8)
+    assert localise.text_box(noise, (20, 20, 200, 50)) is None
+
+
+def test_find_plates_offers_the_text_box_beside_its_parent(monkeypatch: pytest.MonkeyPatch) -> None:
+    image, _, _ = _plate_on_a_bumper()
+    cands = find_plates(image)
+    inner = [c for c in cands if c.parent is not None]
+    assert inner and all(c.found == c.parent for c in inner)
+    for c in inner:
+        assert any(k.box == c.parent and k.parent is None for k in cands)
+        assert c.parent is not None and c.box == localise.text_box(image, c.parent)
+    monkeypatch.setattr(localise, "TEXT_BOX_NEW", 0.0)
+    assert all(c.parent is None for c in find_plates(image))
+
+
+@needs_dev
+def test_text_boxes_find_the_dev_plates_more_closely() -> None:
+    """Of the first 80 dev US scenes, those where a candidate overlaps the labelled plate by
+    IoU 0.5 or more: with text boxes, more (measured on all 222: 83.3 -> 95.5 %)."""
+    closer = found = 0
+    for label in sorted(DEV.glob("*.txt"))[:80]:
+        name, x, y, w, h = label.read_text().split("\t")[:5]
+        plate = (int(x), int(y), int(w), int(h))
+        cands = find_plates(_scene(name))
+        before = max((localise.iou(c.box, plate) for c in cands if c.parent is None), default=0)
+        after = max((localise.iou(c.box, plate) for c in cands), default=0)
+        closer += before < 0.5 <= after
+        found += after >= 0.5
+    assert found >= 72 and closer >= 6, (found, closer)

@@ -29,6 +29,20 @@ def test_voter_emits_once_per_track_after_silence() -> None:
     assert v.open_tracks == 0
 
 
+def test_min_reads_counts_frames_that_agree_not_frames() -> None:
+    v = TrackVoter(timeout_s=1.0, min_reads=2)
+    # two readings of a tiny plate in a side lane: two frames, no two alike
+    v.add("far", _r("17171", 0.94), 0.0)
+    v.add("far", _r("5L1717T1", 0.84), 0.1)
+    # each frame one character off: they agree with the voted plate
+    v.add("near", _r("34A36837"), 0.0)
+    v.add("near", _r("34A3683Z"), 0.1)
+    v.add("near", _r("3AA36837"), 0.2)
+    done = dict(v.due(2.0))
+    assert list(done) == ["near"]
+    assert done["near"].text == "34A36837" and done["near"].agree == 3 and done["near"].votes == 1
+
+
 def test_seen_keeps_a_track_open() -> None:
     v = TrackVoter(timeout_s=1.0)
     v.add("t", _r("AAA111"), 0.0)
@@ -51,7 +65,7 @@ def test_message_round_trip_for_the_vision_worker_queue() -> None:
     voted.best.extra = {"camera": "gate", "media": None}
     msg = pickle.loads(pickle.dumps(to_message("t9", voted)))
     track, back = from_message(msg)
-    assert track == "t9" and back.text == "ABC123" and back.frames == 2
+    assert track == "t9" and back.text == "ABC123" and back.frames == 2 and back.agree == 2
     assert back.best.extra["camera"] == "gate"
 
 
