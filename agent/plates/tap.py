@@ -39,7 +39,7 @@ class PlateTap:
         self.reader = reader
         self._on_decided = on_decided
         self.min_confidence = min_confidence
-        self.rejected = 0
+        self._unsure = 0
         self._voter = TrackVoter(timeout_s, min_reads)
         # One lock for the reader and the voter: a TFLite interpreter is not re-entrant.
         self._lock = threading.Lock()
@@ -111,9 +111,14 @@ class PlateTap:
         # Frames that disagree character by character (a far car's unreadable plate, a
         # sign) vote to a low confidence: no reading is better than a made-up one.
         if voted.confidence < self.min_confidence:
-            self.rejected += 1
+            self._unsure += 1
             return
         self._on_decided(track, voted)
+
+    @property
+    def rejected(self) -> int:
+        """Tracks that gave no reading: too unsure, or too few frames that agree."""
+        return self._unsure + self._voter.dropped
 
     @property
     def open_tracks(self) -> int:

@@ -40,7 +40,8 @@ class VotedPlate:
     frames: int
     best: PlateRead
     agree: int = 0
-    """Readings within one character (``match_distance`` <= 1) of the voted text."""
+    """Readings within one character (``match_distance`` <= 1) of the voted text, or a part
+    of it four characters long or more."""
 
 
 def vote(reads: list[PlateRead]) -> VotedPlate | None:
@@ -72,8 +73,14 @@ def vote(reads: list[PlateRead]) -> VotedPlate | None:
     matching = [r for r in same if r.text == text]
     best = max(matching or same, key=lambda r: r.confidence)
     conf = float(sum(confs) / len(confs)) if confs else 0.0
-    agree = sum(match_distance(r.text, text) <= 1.0 for r in reads)
+    agree = sum(_agrees(r.text, text) for r in reads)
     return VotedPlate(text, conf, confs, counts.get(text, 0), len(reads), best, agree)
+
+
+def _agrees(read: str, voted: str) -> bool:
+    """A reading agrees with the voted plate: one character off at most, or a part of it
+    (a frame that read only one of the plate's character groups)."""
+    return match_distance(read, voted) <= 1.0 or (len(read) >= 4 and read in voted)
 
 
 class TrackVoter:
@@ -85,6 +92,8 @@ class TrackVoter:
         self._reads: dict[str, list[PlateRead]] = {}
         self._last: dict[str, float] = {}
         self._serial = 0
+        self.dropped = 0
+        """Tracks finished with fewer than ``min_reads`` readings that agree."""
 
     def add(self, track_id: str, read: PlateRead, now: float) -> None:
         self._reads.setdefault(track_id, []).append(read)
@@ -116,12 +125,11 @@ class TrackVoter:
     def finish(self, track_id: str) -> VotedPlate | None:
         reads = self._reads.pop(track_id, [])
         self._last.pop(track_id, None)
-        if len(reads) < self.min_reads:
-            return None
-        voted = vote(reads)
+        voted = vote(reads) if len(reads) >= self.min_reads else None
         # frames that agree, not frames: two readings of a tiny plate far off in a side lane
         # (`17171`, `5L1717T1`) are not a plate read twice
         if voted is None or voted.agree < self.min_reads:
+            self.dropped += bool(reads)
             return None
         return voted
 

@@ -38,9 +38,14 @@ def test_min_reads_counts_frames_that_agree_not_frames() -> None:
     v.add("near", _r("34A36837"), 0.0)
     v.add("near", _r("34A3683Z"), 0.1)
     v.add("near", _r("3AA36837"), 0.2)
+    # the full plate once, and its groups apart: parts of the plate agree with it
+    v.add("parts", _r("34A23126", 0.95), 0.0)
+    v.add("parts", _r("34A2"), 0.1)
+    v.add("parts", _r("A2312"), 0.1)
     done = dict(v.due(2.0))
-    assert list(done) == ["near"]
+    assert sorted(done) == ["near", "parts"] and v.dropped == 1
     assert done["near"].text == "34A36837" and done["near"].agree == 3 and done["near"].votes == 1
+    assert done["parts"].text == "34A23126" and done["parts"].agree == 3
 
 
 def test_seen_keeps_a_track_open() -> None:
