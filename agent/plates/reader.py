@@ -32,6 +32,7 @@ from agent.plates.ocr import (
     OcrResult,
     PlateOcr,
     ScriptOcr,
+    fuse_readings,
     group_script,
 )
 from agent.plates.voting import PlateRead
@@ -217,9 +218,9 @@ class PlateReader:
             if not crops:
                 return None
         width = image.shape[1]
-        best: list[PlateRead] = []
+        best: list[tuple[PlateRead, OcrResult]] = []
         for c, left in crops:
-            one = self._best_of(self.ocr.read_candidates(c), image)
+            one, raw = self._best_of(self.ocr.read_candidates(c), image)
             if isinstance(self.ocr, ScriptOcr):
                 expert = self.ocr.expert("cn" if is_chinese(one.text) else "latin")
                 if expert is not None and one.confidence >= need:
@@ -227,24 +228,41 @@ class PlateReader:
                     # reading needs both to pass min_confidence (text on a truck's side
                     # reads near 1.0 to a Latin-only model, not to the joint one)
                     judged = one.confidence
-                    one = self._best_of(expert.read_candidates(c), image)
+                    one, raw = self._best_of(expert.read_candidates(c), image)
                     one.confidence = min(one.confidence, judged)
             if one.span is not None:  # into the crop's own coordinates
                 cw = c.shape[1]
                 one.span = ((left + one.span[0] * cw) / width, (left + one.span[1] * cw) / width)
-            best.append(one)
-        read = max(best, key=lambda r: (r.format is not None, r.confidence))
+            best.append((one, raw))
+        read = max((r for r, _ in best), key=lambda r: (r.format is not None, r.confidence))
+        chinese = [(r, raw) for r, raw in best if is_chinese(r.text)]
+        if is_chinese(read.text) and len(chinese) > 1:
+            read = self._fuse_variants(chinese, image)
         if box is not None:
             read.box = box
         else:
             read.box = (0, 0, int(image.shape[1]), int(image.shape[0]))
         return read
 
-    def _best_of(self, results: list[OcrResult], image: Image) -> PlateRead:
-        """The country reading whose path is most probable; one that fits a configured
-        format beats one that does not."""
-        reads = [(self._finish(r, image), r.path_score) for r in results]
-        return max(reads, key=lambda rs: (rs[0].format is not None, rs[1]))[0]
+    def _best_of(self, results: list[OcrResult], image: Image) -> tuple[PlateRead, OcrResult]:
+        """The country reading whose path is most probable, and the OCR result it came
+        from; one that fits a configured format beats one that does not."""
+        reads = [(self._finish(r, image), r) for r in results]
+        return max(reads, key=lambda rr: (rr[0].format is not None, rr[1].path_score))
+
+    def _fuse_variants(self, reads: list[tuple[PlateRead, OcrResult]], image: Image) -> PlateRead:
+        """One reading of a Chinese plate from its crop variants' readings, fused character
+        by character (``fuse_readings``): a Chinese plate's characters sit at fixed places,
+        so the variants' readings line up, and a province that each variant was unsure of
+        is read from all of them (Chinese dev crops 85.7 -> 87.7 %; on the US crops, whose
+        lengths vary, fusing lost 5 plates, so Latin readings keep the most confident)."""
+        fused = fuse_readings([raw for _, raw in reads])
+        out = self._finish(fused, image)
+        # no surer than the least sure model that read it (the judge's cap, above)
+        out.confidence = min(fused.confidence, max(r.confidence for r, _ in reads))
+        spans = [r.span for r, _ in reads if r.span is not None]
+        out.span = (min(a for a, _ in spans), max(b for _, b in spans)) if spans else None
+        return out
 
     def _finish(self, result: OcrResult, image: Image) -> PlateRead:
         chinese = is_chinese(result.text)
