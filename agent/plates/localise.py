@@ -36,12 +36,10 @@ def find_plates(
     region: Box | None = None,
     max_candidates: int = 12,
     work_width: int = 960,
-    texts: bool = True,
 ) -> list[Candidate]:
-    """Plate-shaped regions of ``image`` (inside ``region`` when given), best first.
-
-    ``texts``: after them, for each one whose characters fill only part of it, the box cut
-    to those characters (``text_box``; ``parent`` set)."""
+    """Plate-shaped regions of ``image`` (inside ``region`` when given), best first; after
+    them, for each one whose characters fill only part of it, the box cut to those
+    characters (``text_box``; its ``parent`` set)."""
     H, W = image.shape[:2]
     rx, ry, rw, rh = region if region is not None else (0, 0, W, H)
     rx, ry = max(0, rx), max(0, ry)
@@ -96,11 +94,10 @@ def find_plates(
         # reader compares readings, not boxes
         if all(iou(u.box, k.box) < 0.8 for k in kept):
             kept.append(u)
-    if texts:
-        for found in list(kept):
-            inner = text_box(image, found.box)
-            if inner is not None and iou(inner, found.box) < TEXT_BOX_NEW:
-                kept.append(Candidate(inner, found.score, found.box))
+    for found in list(kept):
+        inner = text_box(image, found.box)
+        if inner is not None and iou(inner, found.box) < TEXT_BOX_NEW:
+            kept.append(Candidate(inner, found.score, found.box))
     return kept
 
 
@@ -126,9 +123,10 @@ def text_box(image: npt.NDArray[Any], box: Box) -> Box | None:
     best candidates overlap the plate by IoU 0.7), and the OCR models, trained on snug
     crops, read a loose box with extra, missing or unsure characters. Here the box and a
     quarter of its height above and below are binarised (adaptive threshold, both
-    polarities), and the biggest set of components of a character's shape (0.25-0.8 of
-    the height, 0.1-1.1 wide for their height) that share a height and a line gives the
-    text's extent, padded by ``TEXT_PAD``.
+    polarities); components of a character's shape (0.25-0.8 of the height, 0.1-1.1 as
+    wide as high) that share a height and a line and follow one another (``_chain``)
+    make rows, and the longest row of three or more gives the text's extent, padded by
+    ``TEXT_PAD``.
     """
     x, y, w, h = box
     H, W = image.shape[:2]
@@ -161,8 +159,8 @@ def text_box(image: npt.NDArray[Any], box: Box) -> Box | None:
     right = max(g[0] + g[2] for g in best)
     top = min(g[1] for g in best)
     bottom = max(g[1] + g[3] for g in best)
-    size_ = float(np.median([g[3] for g in best]))
-    px, py = TEXT_PAD[0] * size_, TEXT_PAD[1] * size_
+    char_h = float(np.median([g[3] for g in best]))
+    px, py = TEXT_PAD[0] * char_h, TEXT_PAD[1] * char_h
     fx0 = max(0, int(x + (left - px) / scale))
     fx1 = min(W, int(x + (right + px) / scale))
     fy0 = max(0, int(y0 + (top - py) / scale))

@@ -258,7 +258,7 @@ class PlateReader:
         lengths vary, fusing lost 5 plates, so Latin readings keep the most confident)."""
         fused = fuse_readings([raw for _, raw in reads])
         out = self._finish(fused, image)
-        # no surer than the least sure model that read it (the judge's cap, above)
+        # no surer than the surest variant (whose confidence carries the judge's cap)
         out.confidence = min(fused.confidence, max(r.confidence for r, _ in reads))
         spans = [r.span for r, _ in reads if r.span is not None]
         out.span = (min(a for a, _ in spans), max(b for _, b in spans)) if spans else None
