@@ -113,6 +113,8 @@ TEXT_HEIGHT = 64
 """Height (pixels) a candidate is scaled to before its characters are sought."""
 TEXT_PAD = (0.7, 0.3)
 """Margin left around the characters, in character heights (x, y)."""
+TEXT_BLOCK, TEXT_C = 31, 7
+"""Adaptive threshold: neighbourhood (pixels at ``TEXT_HEIGHT``) and offset below its mean."""
 
 
 def text_box(image: npt.NDArray[Any], box: Box) -> Box | None:
@@ -140,7 +142,9 @@ def text_box(image: npt.NDArray[Any], box: Box) -> Box | None:
     gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     best: list[Box] = []
     for polarity in (cv2.THRESH_BINARY_INV, cv2.THRESH_BINARY):  # dark text, light text
-        binary = cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, polarity, 31, 7)
+        binary = cv2.adaptiveThreshold(
+            gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, polarity, TEXT_BLOCK, TEXT_C
+        )
         n, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
         glyphs: list[Box] = [
             (int(gx), int(gy), int(gw), int(gh))
