@@ -47,20 +47,40 @@ class VotedPlate:
 def vote(reads: list[PlateRead]) -> VotedPlate | None:
     """Agree on one plate from a track's readings.
 
-    The length is chosen by summed confidence; then each position takes the character with
-    the highest summed per-character confidence among readings of that length, so frames
-    that each got a different character wrong still add up to the right plate.
+    For each length read, each position takes the character with the highest summed
+    per-character confidence among the readings of that length, so frames that each got a
+    different character wrong still add up to the right plate. Of those plates, the one
+    that the most readings agree with wins (summed confidence; ``_agrees``), then the one
+    read at its own length most: frames that read only one of a plate's character groups
+    (`34A231`, twice, beside one `34A23126`) back the whole plate, while one frame with
+    an extra character (`U6TIX874` beside five `6TIX874`) agrees with the others as much
+    as they agree with it, and loses on its own length.
     """
     if not reads:
         return None
-    by_len: dict[int, float] = defaultdict(float)
+    by_len: dict[int, list[PlateRead]] = defaultdict(list)
     for r in reads:
-        by_len[len(r.text)] += r.confidence
-    n = max(by_len, key=lambda k: by_len[k])
-    same = [r for r in reads if len(r.text) == n]
+        by_len[len(r.text)].append(r)
+    options = []
+    for same in by_len.values():
+        text, confs = _per_position(same)
+        backing = sum(r.confidence for r in reads if _agrees(r.text, text))
+        options.append((backing, sum(r.confidence for r in same), text, confs, same))
+    _, _, text, confs, same = max(options, key=lambda o: (o[0], o[1]))
+    counts = Counter(r.text for r in reads)
+    matching = [r for r in same if r.text == text]
+    best = max(matching or same, key=lambda r: r.confidence)
+    conf = float(sum(confs) / len(confs)) if confs else 0.0
+    agree = sum(_agrees(r.text, text) for r in reads)
+    return VotedPlate(text, conf, confs, counts.get(text, 0), len(reads), best, agree)
+
+
+def _per_position(same: list[PlateRead]) -> tuple[str, list[float]]:
+    """Readings of one length voted position by position: the text and each position's
+    mean confidence."""
     chars: list[str] = []
     confs: list[float] = []
-    for i in range(n):
+    for i in range(len(same[0].text)):
         tally: dict[str, float] = defaultdict(float)
         for r in same:
             c = r.char_confidences[i] if i < len(r.char_confidences) else r.confidence
@@ -68,13 +88,7 @@ def vote(reads: list[PlateRead]) -> VotedPlate | None:
         ch = max(tally, key=lambda k: tally[k])
         chars.append(ch)
         confs.append(tally[ch] / len(same))
-    text = "".join(chars)
-    counts = Counter(r.text for r in reads)
-    matching = [r for r in same if r.text == text]
-    best = max(matching or same, key=lambda r: r.confidence)
-    conf = float(sum(confs) / len(confs)) if confs else 0.0
-    agree = sum(_agrees(r.text, text) for r in reads)
-    return VotedPlate(text, conf, confs, counts.get(text, 0), len(reads), best, agree)
+    return "".join(chars), confs
 
 
 def _agrees(read: str, voted: str) -> bool:

@@ -17,6 +17,18 @@ def test_per_position_vote_repairs_single_character_errors() -> None:
     assert voted.frames == 5 and voted.votes == 1
 
 
+def test_parts_of_a_plate_back_the_whole_plate_and_an_extra_character_does_not_win() -> None:
+    # a plate's groups read apart (the toll-booth car `34A-231.26` far from the camera)
+    voted = vote([_r("34A231", 1.0), _r("34A23126", 0.99), _r("34A231", 1.0)])
+    assert voted is not None and (voted.text, voted.agree) == ("34A23126", 3)
+    # one frame read a bolt as a character: the five that did not outvote it
+    voted = vote([_r("6TIX874")] * 5 + [_r("U6TIX874", 0.95)])
+    assert voted is not None and (voted.text, voted.agree) == ("6TIX874", 6)
+    # a reading that is neither a part nor one character off backs nothing but itself
+    voted = vote([_r("ABC123"), _r("ABC123"), _r("XYZ98765", 0.99)])
+    assert voted is not None and (voted.text, voted.agree) == ("ABC123", 2)
+
+
 def test_voter_emits_once_per_track_after_silence() -> None:
     v = TrackVoter(timeout_s=1.0, min_reads=2)
     v.add("t1", _r("XYZ123"), 0.0)
