@@ -64,15 +64,15 @@ def vote(reads: list[PlateRead]) -> VotedPlate | None:
     options = []
     for same in by_len.values():
         text, confs = _per_position(same)
-        backing = sum(r.confidence for r in reads if _agrees(r.text, text))
-        options.append((backing, sum(r.confidence for r in same), text, confs, same))
-    _, _, text, confs, same = max(options, key=lambda o: (o[0], o[1]))
+        agreeing = [r for r in reads if _agrees(r.text, text)]
+        backing = sum(r.confidence for r in agreeing)
+        options.append((backing, sum(r.confidence for r in same), text, confs, same, agreeing))
+    _, _, text, confs, same, agreeing = max(options, key=lambda o: (o[0], o[1]))
     counts = Counter(r.text for r in reads)
     matching = [r for r in same if r.text == text]
     best = max(matching or same, key=lambda r: r.confidence)
     conf = float(sum(confs) / len(confs)) if confs else 0.0
-    agree = sum(_agrees(r.text, text) for r in reads)
-    return VotedPlate(text, conf, confs, counts.get(text, 0), len(reads), best, agree)
+    return VotedPlate(text, conf, confs, counts.get(text, 0), len(reads), best, len(agreeing))
 
 
 def _per_position(same: list[PlateRead]) -> tuple[str, list[float]]:
@@ -139,7 +139,7 @@ class TrackVoter:
     def finish(self, track_id: str) -> VotedPlate | None:
         reads = self._reads.pop(track_id, [])
         self._last.pop(track_id, None)
-        voted = vote(reads) if len(reads) >= self.min_reads else None
+        voted = vote(reads)
         # frames that agree, not frames: two readings of a tiny plate far off in a side lane
         # (`17171`, `5L1717T1`) are not a plate read twice
         if voted is None or voted.agree < self.min_reads:
@@ -214,6 +214,6 @@ def from_message(msg: dict[str, Any]) -> tuple[str, VotedPlate]:
         msg["votes"],
         msg["frames"],
         best,
-        msg.get("agree", 0),
+        msg["agree"],
     )
     return str(msg["track"]), voted

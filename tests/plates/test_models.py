@@ -367,10 +367,16 @@ def _dev_scenes(limit: int) -> list[tuple[np.ndarray, tuple[int, int, int, int],
     folder = DEV / "openalpr-us-scenes"
     out = []
     for label in sorted(folder.glob("*.txt"))[:limit]:
-        name, x, y, w, h, plate = label.read_text().strip().split("\t")[:6]
+        name, box, plate = _label(label)
         img = cv2.imdecode(np.fromfile(str(folder / name), np.uint8), cv2.IMREAD_COLOR)
-        out.append((img, (int(x), int(y), int(w), int(h)), plate))
+        out.append((img, box, plate))
     return out
+
+
+def _label(path: Path) -> tuple[str, tuple[int, int, int, int], str]:
+    """An OpenALPR scene label: the image's name, the plate's box and the plate."""
+    name, x, y, w, h, plate = path.read_text().strip().split("\t")[:6]
+    return name, (int(x), int(y), int(w), int(h)), plate
 
 
 @needs_dev
@@ -407,9 +413,8 @@ def test_dev_scenes_end_to_end_floor() -> None:
 
 def _dev_label(name: str) -> tuple[tuple[int, int, int, int], str]:
     """A dev US scene's labelled plate box and plate."""
-    label = (DEV / "openalpr-us-scenes" / name).with_suffix(".txt")
-    _, x, y, w, h, plate = label.read_text().strip().split("\t")[:6]
-    return (int(x), int(y), int(w), int(h)), plate
+    _, box, plate = _label((DEV / "openalpr-us-scenes" / name).with_suffix(".txt"))
+    return box, plate
 
 
 def _dev_scene(name: str) -> np.ndarray:
