@@ -56,6 +56,9 @@ def test_a_close_plates_character_groups_are_also_one_candidate(
         )
 
     assert spans_both(find_plates(image))
+    # (the locally normalised search also finds `EAZ 6913` whole: off for the counterfactual)
+    monkeypatch.setattr(localise, "LOCAL_EXTRA", 0)
+    assert spans_both(find_plates(image))
     monkeypatch.setattr(localise, "MAX_UNIONS", 0)
     assert not spans_both(find_plates(image))
 
@@ -106,6 +109,48 @@ def test_find_plates_offers_the_text_box_beside_its_parent(monkeypatch: pytest.M
         assert c.parent is not None and c.box == localise.text_box(image, c.parent)
     monkeypatch.setattr(localise, "TEXT_BOX_NEW", 0.0)
     assert all(c.parent is None for c in find_plates(image))
+
+
+def _dim_plate_beside_a_grille() -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """A frame with a sunlit grille (stripes of full contrast) and, away from it, a plate
+    whose characters are only 40 grey levels off its ground: (image, the characters' box)."""
+    import cv2
+
+    image = np.full((720, 1280, 3), 120, np.uint8)
+    for x in range(100, 700, 14):
+        cv2.rectangle(image, (x, 150), (x + 6, 260), (255, 255, 255), -1)
+        cv2.rectangle(image, (x + 7, 150), (x + 13, 260), (0, 0, 0), -1)
+    cv2.rectangle(image, (850, 500), (1010, 580), (140, 140, 140), -1)
+    cv2.putText(image, "7ABC123", (862, 555), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (100, 100, 100), 3)
+    ys, xs = np.nonzero(image[500:581, 850:1011, 0] < 120)
+    x, y = 850 + int(xs.min()), 500 + int(ys.min())
+    return image, (x, y, int(np.ptp(xs)) + 1, int(np.ptp(ys)) + 1)
+
+
+def test_a_dim_plate_is_found_beside_strong_edges(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scaled by the frame's strongest edge the plate's strokes fall under the threshold;
+    scaled by its neighbourhood's they are one of the added candidates."""
+    image, text = _dim_plate_beside_a_grille()
+    cands = find_plates(image)
+    assert max(localise.iou(c.box, text) for c in cands) >= 0.5
+    assert sum(c.parent is None for c in cands) <= 1 + localise.LOCAL_EXTRA + localise.MAX_UNIONS
+    monkeypatch.setattr(localise, "LOCAL_EXTRA", 0)
+    assert max((localise.iou(c.box, text) for c in find_plates(image)), default=0) < 0.1
+
+
+@needs_dev
+@pytest.mark.parametrize("name", ["wts-lg-000013.jpg", "wts-lg-000115.jpg"])
+def test_dev_plates_that_only_the_local_search_finds(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Washed-out plates on sunlit cars (`DH5X9P`, `HH9G5W`): no candidate of the first
+    search overlaps them; one of the locally normalised search's does."""
+    _, x, y, w, h = (DEV / name).with_suffix(".txt").read_text().split("\t")[:5]
+    plate = (int(x), int(y), int(w), int(h))
+    image = _scene(name)
+    assert max(localise.iou(c.box, plate) for c in find_plates(image)) >= 0.5
+    monkeypatch.setattr(localise, "LOCAL_EXTRA", 0)
+    assert max((localise.iou(c.box, plate) for c in find_plates(image)), default=0) < 0.3
 
 
 @needs_dev
