@@ -80,13 +80,6 @@ def find_plates(
                     score = _score(hat, x, y, w, h, ink / float(w * h))
                     unions.append(Candidate(_to_frame((x, y, w, h), scale, rx, ry), score))
     kept = _suppress(sorted(cands, key=lambda c: -c.score), max_candidates)
-    added = 0
-    for e in sorted(extra, key=lambda c: -c.score):
-        if added >= LOCAL_EXTRA:
-            break
-        if all(iou(e.box, k.box) < 0.5 for k in kept):
-            kept.append(e)
-            added += 1
     for u in sorted(unions, key=lambda c: -c.score)[:MAX_UNIONS]:
         # kept beside the parts they join: a part may be the better reading, and the
         # reader compares readings, not boxes
@@ -96,6 +89,10 @@ def find_plates(
         inner = text_box(image, found.box)
         if inner is not None and iou(inner, found.box) < TEXT_BOX_NEW:
             kept.append(Candidate(inner, found.score, found.box))
+    # the local search's best new boxes, without text boxes (they gained nothing there)
+    found = [k for k in kept if k.parent is None]
+    new = [e for e in extra if all(iou(e.box, k.box) < 0.5 for k in found)]
+    kept += _suppress(sorted(new, key=lambda c: -c.score), LOCAL_EXTRA) if LOCAL_EXTRA else []
     return kept
 
 
