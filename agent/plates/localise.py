@@ -90,8 +90,8 @@ def find_plates(
         if inner is not None and iou(inner, found.box) < TEXT_BOX_NEW:
             kept.append(Candidate(inner, found.score, found.box))
     # the local search's best new boxes, without text boxes (they gained nothing there)
-    found = [k for k in kept if k.parent is None]
-    new = [e for e in extra if all(iou(e.box, k.box) < 0.5 for k in found)]
+    first = [k for k in kept if k.parent is None]
+    new = [e for e in extra if all(iou(e.box, k.box) < 0.5 for k in first)]
     kept += _suppress(sorted(new, key=lambda c: -c.score), LOCAL_EXTRA) if LOCAL_EXTRA else []
     return kept
 
