@@ -69,6 +69,11 @@ CJK_FONTS = [
     "smiley-sans/SmileySans-Oblique.ttf",  # a condensed Hei, set upright (CJK_SHEAR)
     "arphic-gbsn00lp/gbsn00lp.ttf",  # Song: far from the plate font, for variety only
 ]
+CA_SCRIPT_FONTS = [
+    "liberation2/LiberationSerif-BoldItalic.ttf",
+    "freefont/FreeSerifBoldItalic.ttf",
+]
+"""No Debian face is a brush script; a bold serif italic stands in for California's."""
 CJK_FONT_WEIGHTS = (3, 3, 2, 1, 3, 3, 1)
 CJK_WARP_SHARE = 0.0
 """Share of Chinese plates whose Chinese characters are bent (``elastic``); 0.6 read worse."""
@@ -639,13 +644,43 @@ def _rand_color(rng: random.Random, dark: bool) -> tuple[int, int, int]:
     return tuple(min(max(c + rng.randint(-20, 20), 0), 255) for c in base)  # type: ignore[return-value]
 
 
-def render_us(rng: random.Random, text: str | None = None) -> Plate:
-    """Render a US-style 12×6 in plate (300×150 px) with state name, slogan and decorations."""
-    shown = text or random_us_text(rng)
+CA_FONTS = [
+    "urw-base35/NimbusSansNarrow-Bold.otf",
+    "urw-base35/NimbusSansNarrow-Regular.otf",
+    "roboto/unhinted/RobotoCondensed-Medium.ttf",
+    "open-sans/OpenSans-CondBold.ttf",
+]
+"""Narrow faces for California-style plates; the characters that set that state's plate
+gothic apart (the 4 open at the top with an upright left stroke, the narrow W with its
+middle apex at mid-height, the M whose middle stops half-way) are stroke glyphs."""
+
+
+def california_serial(rng: random.Random) -> str:
+    """A California standard serial: a digit, three letters, three digits (``7ABC123``)."""
+    return (
+        rng.choice(DIGITS)
+        + "".join(rng.choice(US_LETTERS) for _ in range(3))
+        + "".join(rng.choice(DIGITS) for _ in range(3))
+    )
+
+
+def render_us(rng: random.Random, text: str | None = None, california: float = 0.0) -> Plate:
+    """Render a US-style 12×6 in plate (300×150 px) with state name, slogan and decorations.
+
+    ``california``: the share of plates drawn as California's standard plate (white, the
+    red state name, a ``1ABC234`` serial in dark blue plate gothic: ``CA_FONTS``). On the
+    US dev scenes, most of them Californian, that state's open 4 was read as L, its W as M
+    and its M as H in 12 of the 41 misread ground-truth crops. 0 draws nothing, so the
+    samples are those of before the option."""
+    ca = california > 0 and rng.random() < california
+    shown = text or (california_serial(rng) if ca else random_us_text(rng))
     W, H = 300, 150
     dark_bg = rng.random() < 0.12
     bg = _rand_color(rng, dark_bg)
     fg = _rand_color(rng, not dark_bg)
+    if ca:
+        bg = tuple(rng.randint(220, 255) for _ in range(3))
+        fg = (rng.randint(70, 130), rng.randint(20, 60), rng.randint(0, 40))
     img = np.zeros((H, W, 3), np.uint8)
     img[:] = bg
     if rng.random() < 0.5:  # sky-like gradient or band
@@ -677,16 +712,20 @@ def render_us(rng: random.Random, text: str | None = None) -> Plate:
     pil = Image.fromarray(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
     draw = ImageDraw.Draw(pil)
     top_col = _rand_color(rng, True)[::-1]
-    if rng.random() < 0.9:
-        state = rng.choice(US_STATES)
-        if rng.random() < 0.5:
-            state = state.title()
-        font = _font(rng.choice(DECOR_FONTS), rng.randint(16, 30))
+    if ca or rng.random() < 0.9:
+        if ca:  # the state's name in red italics (RGB here)
+            state, face = "California", rng.choice(CA_SCRIPT_FONTS)
+            name_col: tuple[int, ...] = (rng.randint(170, 230), rng.randint(0, 50), 40)
+        else:
+            state, face, name_col = rng.choice(US_STATES), rng.choice(DECOR_FONTS), top_col
+            if rng.random() < 0.5:
+                state = state.title()
+        font = _font(face, rng.randint(16, 30))
         tw = draw.textlength(state, font=font)
         draw.text(
             ((W - tw) / 2 + rng.randint(-30, 30), rng.randint(2, 10)),
             state,
-            fill=top_col,
+            fill=name_col,
             font=font,
         )
     if rng.random() < 0.8:
@@ -722,6 +761,10 @@ def render_us(rng: random.Random, text: str | None = None) -> Plate:
     serif_i = f"serif{rng.randrange(SERIF_STYLES)}" if rng.random() < 0.5 else ""
     stroke = f"stroke{rng.randrange(STROKE_VARIANTS)}" if rng.random() < 0.3 else ""
     open4 = f"open4{rng.randrange(OPEN4_STYLES)}" if rng.random() < 0.4 else ""
+    if ca:
+        font = rng.choice(CA_FONTS)
+        stroke = f"stroke{rng.randrange(STROKE_STYLES, STROKE_VARIANTS)}"
+        open4 = f"open4{rng.randrange(OPEN4_STYLES // 2, OPEN4_STYLES)}"
     groups = shown.replace("-", " ").split(" ")
     label = "".join(groups)
     n = len(label)
@@ -1245,16 +1288,17 @@ def augment(rng: random.Random, img: np.ndarray) -> np.ndarray:
 
 
 def sample(
-    rng: random.Random, cn_share: float = 0.5, edge_cut: float = 0.0
+    rng: random.Random, cn_share: float = 0.5, edge_cut: float = 0.0, california: float = 0.0
 ) -> tuple[np.ndarray, str, bool]:
     """One training sample: (BGR crop, label, two_row). ``edge_cut``: the share of snug
-    Chinese crops cut into an edge character (``place``); 0 draws nothing, so the samples
-    are those of the renderer before the option."""
+    Chinese crops cut into an edge character (``place``); ``california``: the share of US
+    plates drawn as California's (``render_us``). At 0 neither draws anything, so the
+    samples are those of the renderer before the options."""
     if rng.random() < cn_share:
         kind = rng.choices(CN_KINDS, weights=[40, 14, 8, 14, 5, 7, 5])[0]
         plate = render_cn(rng, kind)
         crop = place(rng, plate, tight=0.08, snug=0.65, edge_cut=edge_cut)
     else:
-        plate = render_us(rng)
+        plate = render_us(rng, california=california)
         crop = place(rng, plate, tight=0.15, snug=0.5, frame=0.5)
     return augment(rng, crop), plate.text, plate.two_row

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import random
+import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -75,7 +77,7 @@ def test_training_chunks_are_reproducible_from_the_seed() -> None:
     from training.plates import _render_chunk
 
     def digest(seed: int) -> str:
-        xs, ys, lens = _render_chunk((seed, 0, 12, 0.5, 0.0))
+        xs, ys, lens = _render_chunk((seed, 0, 12, 0.5, 0.0, 0.0))
         return hashlib.sha256(xs.tobytes() + ys.tobytes() + lens.tobytes()).hexdigest()
 
     assert digest(1) == digest(1)
@@ -349,6 +351,45 @@ def test_edge_cut_crops_cut_into_a_side_of_the_plate() -> None:
     render.place(off, plate, tight=0.08, snug=1.0, edge_cut=0.0)
     render.place(on, plate, tight=0.08, snug=1.0, edge_cut=1e-9)
     assert off.getstate() != on.getstate()
+
+
+def test_california_plates_have_its_serial_colours_and_glyphs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    drawn: list[str] = []
+    glyph = render.draw_glyph
+
+    def spy(canvas: np.ndarray, ch: str, box: tuple[int, int, int, int], rel: str, *a: Any) -> None:
+        if box[3] >= 55:  # the plate's characters (0.4-0.6 of its 150 px), not a mark's
+            drawn.append(f"{ch}:{rel}")
+        glyph(canvas, ch, box, rel, *a)
+
+    monkeypatch.setattr(render, "draw_glyph", spy)
+    for seed in range(6):
+        drawn.clear()
+        plate = render.render_us(random.Random(seed), "4WME123", california=1.0)
+        assert plate.text == "4WME123"
+        # the upright open 4 and the stroke W and M of the state's plate gothic
+        four = int(drawn[0].split(":open4")[1])
+        assert drawn[0].startswith("4:open4") and four >= render.OPEN4_STYLES // 2
+        w_style = int(drawn[1].split(":stroke")[1])
+        assert drawn[1].startswith("W:stroke") and w_style >= render.STROKE_STYLES
+        assert drawn[2].startswith("M:stroke")
+        assert drawn[3].split(":")[1] in render.CA_FONTS
+        # white plate, red name at the top, dark blue characters
+        img = plate.image.astype(int)
+        assert img[140, 150].min() >= 200 or img[75, 5].min() >= 200
+        red = (img[:, :, 2] > 150) & (img[:, :, 1] < 80) & (img[:, :, 0] < 80)
+        assert red[:45].sum() > 50 and red[45:].sum() < red[:45].sum()
+    serials = {render.render_us(random.Random(s), california=1.0).text for s in range(20)}
+    assert all(re.fullmatch(r"[0-9][A-Z]{3}[0-9]{3}", t) for t in serials) and len(serials) == 20
+    # at 0 the option draws nothing: the samples are those of before it
+    off, on = random.Random(3), random.Random(3)
+    render.render_us(off)
+    render.render_us(on, california=0.0)
+    assert off.getstate() == on.getstate()
+    some = [render.sample(random.Random(s), 0.0, california=0.5)[1] for s in range(40)]
+    assert 5 < sum(bool(re.fullmatch(r"[0-9][A-Z]{3}[0-9]{3}", t)) for t in some) < 35
 
 
 def test_vanity_words_are_plate_text_with_vowels_and_some_digits(
