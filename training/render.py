@@ -669,9 +669,9 @@ def render_us(rng: random.Random, text: str | None = None, california: float = 0
 
     ``california``: the share of plates drawn as California's standard plate (white, the
     red state name, a ``1ABC234`` serial in dark blue plate gothic: ``CA_FONTS``). On the
-    US dev scenes, most of them Californian, that state's open 4 was read as L, its W as M
-    and its M as H in 12 of the 41 misread ground-truth crops. 0 draws nothing, so the
-    samples are those of before the option."""
+    US dev scenes, most of them Californian, the open 4 was read as L, the W as M or the M
+    as H in 11 of the 41 misread ground-truth crops. 0 draws nothing, so the samples are
+    those of before the option."""
     ca = california > 0 and rng.random() < california
     shown = text or (california_serial(rng) if ca else random_us_text(rng))
     W, H = 300, 150
