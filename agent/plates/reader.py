@@ -47,6 +47,11 @@ TEXT_MARGINS: tuple[tuple[float, float], ...] = ((0.1, 0.3), (0.0, 0.0))
 already padded, and the bare box is the snug crop the models were trained on."""
 
 
+SURE = 0.98
+"""A candidate read at least this surely, in a configured format, is not read at its other
+margins: another margin might be read as surely, not more so. On the toll-booth frames
+this saved a tenth of the OCR reads (99.4 -> 91.1 per frame); US dev scenes end to end
+unchanged (78.8 %, and 75.2 % with both countries; 0.95 the same, 0.9 lost three)."""
 CANDIDATE_FLOOR = 0.5
 """A candidate whose first margin reads below this is dropped without reading the others.
 Most of the localiser's candidates are not plates; on the toll-booth frames this took the
@@ -327,6 +332,8 @@ class PlateReader:
                     score *= WORD_PENALTY
                 if score > best_score:
                     best, best_score = read, score
+                if read.confidence >= SURE and read.format:
+                    break  # sure enough: its other margins are not read
         return self._refit(image, best) if best is not None else None
 
     def _refit(self, image: Image, read: PlateRead) -> PlateRead:

@@ -195,6 +195,57 @@ def test_a_model_restricted_to_latin_does_not_read_narrow_crops_unfolded() -> No
     assert len(runs) == 2
 
 
+def test_a_candidate_read_surely_is_not_read_at_its_other_margins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A candidate whose first margin reads at or above SURE, in a format, costs one OCR
+    read; the others are read at every margin. SURE is set to the surest first reading of
+    this frame, so the test holds whatever model is committed."""
+    import cv2
+
+    from agent.plates import reader as reader_mod
+    from agent.plates.localise import find_plates
+    from agent.plates.reader import CANDIDATE_FLOOR, CROP_MARGINS, TEXT_MARGINS
+
+    frame = np.full((300, 700, 3), 40, np.uint8)
+    cv2.rectangle(frame, (60, 110), (640, 210), (90, 90, 90), -1)  # a bumper
+    cv2.rectangle(frame, (220, 120), (480, 200), (225, 225, 225), -1)  # the plate
+    cv2.putText(frame, "7ABC123", (242, 178), cv2.FONT_HERSHEY_SIMPLEX, 1.5, (20, 20, 20), 4)
+    reader = _reader(countries=["us"])
+    calls: dict[tuple[int, int, int, int], tuple[float, bool]] = {}
+    real = reader.read_crop
+
+    def counted(image, box=None, *args, **kwargs):  # type: ignore[no-untyped-def]
+        out = real(image, box, *args, **kwargs)
+        calls[box] = (out.confidence, out.format is not None) if out is not None else (0.0, False)
+        return out
+
+    reader.read_crop = counted  # type: ignore[method-assign]
+    margins = [
+        [
+            expand(c.box, fx, fy, frame.shape)
+            for fx, fy in (CROP_MARGINS if c.parent is None else TEXT_MARGINS)
+        ]
+        for c in find_plates(frame)
+    ]
+    monkeypatch.setattr(reader_mod, "SURE", 1.01)  # off: every margin of a plate-like read
+    reader.read_image(frame)
+    sure = max(calls[boxes[0]][0] for boxes in margins if calls[boxes[0]][1])
+    assert sure >= CANDIDATE_FLOOR
+    monkeypatch.setattr(reader_mod, "SURE", sure)
+    calls.clear()
+    reader.read_image(frame)
+    skipped = 0
+    for first, *others in margins:
+        confidence, fits = calls[first]
+        if confidence >= sure and fits:
+            skipped += 1
+            assert not any(box in calls for box in others)
+        elif confidence >= CANDIDATE_FLOOR:
+            assert all(box in calls for box in others)
+    assert skipped >= 1
+
+
 def test_candidates_that_read_as_nothing_are_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """Stripes and texture give the localiser plate-shaped candidates; each whose first
     margin reads below CANDIDATE_FLOOR costs one OCR read, not one per margin.
