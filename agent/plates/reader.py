@@ -167,8 +167,10 @@ class PlateReader:
         roi: Box | None = None,
         min_chars: int = 4,
         weights: dict[str, float] | None = None,
+        dim_search: bool = True,
     ) -> None:
         self.ocr = ocr
+        self.dim_search = dim_search
         self.formats = formats if formats is not None else dict(COUNTRY_FORMATS)
         self.min_confidence = min_confidence
         self.strict_formats = strict_formats
@@ -193,6 +195,7 @@ class PlateReader:
             cfg.roi,
             cfg.min_chars,
             cfg.province_weights(),
+            cfg.dim_search,
         )
 
     # ------------------------------------------------------------------ crops
@@ -311,7 +314,7 @@ class PlateReader:
     def _best_in_region(self, image: Image, region: Box) -> PlateRead | None:
         best: PlateRead | None = None
         best_score = 0.0
-        cands = find_plates(image, region)
+        cands = find_plates(image, region, extra=None if self.dim_search else 0)
         top = max((c.score for c in cands), default=1.0) or 1.0
         for cand in cands:
             margins = CROP_MARGINS if cand.parent is None else TEXT_MARGINS

@@ -195,6 +195,25 @@ def test_a_model_restricted_to_latin_does_not_read_narrow_crops_unfolded() -> No
     assert len(runs) == 2
 
 
+def test_dim_search_setting_reaches_the_localiser(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`[plates] dim_search = false` runs the localiser without its second search."""
+    from agent.plates import reader as reader_mod
+
+    seen: list[int | None] = []
+    real = reader_mod.find_plates
+
+    def spy(image, region=None, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(kwargs.get("extra"))
+        return real(image, region, **kwargs)
+
+    monkeypatch.setattr(reader_mod, "find_plates", spy)
+    frame = np.full((240, 320, 3), 128, np.uint8)
+    for dim in (True, False):
+        cfg = _cfg(countries=["us"]).model_copy(update={"dim_search": dim})
+        PlateReader.from_config(cfg).read_image(frame)
+    assert seen == [None, 0]
+
+
 def test_a_candidate_read_surely_is_not_read_at_its_other_margins(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
