@@ -39,10 +39,10 @@ def find_plates(
     extra: int | None = None,
 ) -> list[Candidate]:
     """Plate-shaped regions of ``image`` (inside ``region`` when given): the first search's
-    best first, then up to ``extra`` (default ``LOCAL_EXTRA``; 0: no second search) new
-    ones from the locally normalised search, the
-    best joined row; after them, for each one whose characters fill only part of it, the
-    box cut to those characters (``text_box``; its ``parent`` set)."""
+    best first and its best joined row; for each of those whose characters fill only part
+    of it, the box cut to those characters (``text_box``; its ``parent`` set); last, up to
+    ``extra`` (default ``LOCAL_EXTRA``; 0: no second search) new boxes from the locally
+    scaled search."""
     extra = LOCAL_EXTRA if extra is None else extra
     H, W = image.shape[:2]
     rx, ry, rw, rh = region if region is not None else (0, 0, W, H)
@@ -115,12 +115,12 @@ LOCAL_FLOOR = 0.1
 """The scale is never below this fraction of the frame's strongest edge, so that flat
 road and sky are not stretched into candidates."""
 LOCAL_POOL = 8
+"""The neighbourhood maximum is taken on a grid this many times coarser (speed)."""
 LOCAL_OPS = (cv2.MORPH_BLACKHAT,)
 """The second search looks for dark characters only (on light plates: US, yellow, white).
 Both polarities found the same dev plates (the light-on-dark one alone read the same
 scenes too) for 3 ms more per US dev scene; the fast-plate-ocr drop-in read one scene
 more with both."""
-"""The neighbourhood maximum is taken on a grid this many times coarser (speed)."""
 
 
 def _blobs(
