@@ -242,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
                 if args.errors:
                     _misreads(e2e)
         if kind == "scenes":
-            # the localiser's 12 candidates (and a joined row) and their text boxes
+            # the localiser's 12 candidates (and a joined row), their text boxes and the
+            # second search's boxes
             best = []
             for s, img in images:
                 assert s.box is not None

@@ -617,7 +617,12 @@ def vanity_word(rng: random.Random) -> str:
 
 
 def random_us_text(rng: random.Random) -> str:
-    pat = rng.choice(US_PATTERNS)
+    return us_text(rng, rng.choice(US_PATTERNS))
+
+
+def us_text(rng: random.Random, pat: str) -> str:
+    """A plate text drawn to ``pat`` (``US_PATTERNS``: L a letter, D a digit, A either, W a
+    vanity word; anything else as written)."""
     out = []
     for p in pat:
         if p == "W":
@@ -657,11 +662,7 @@ middle apex at mid-height, the M whose middle stops half-way) are stroke glyphs.
 
 def california_serial(rng: random.Random) -> str:
     """A California standard serial: a digit, three letters, three digits (``7ABC123``)."""
-    return (
-        rng.choice(DIGITS)
-        + "".join(rng.choice(US_LETTERS) for _ in range(3))
-        + "".join(rng.choice(DIGITS) for _ in range(3))
-    )
+    return us_text(rng, "DLLLDDD")
 
 
 def render_us(rng: random.Random, text: str | None = None, california: float = 0.0) -> Plate:

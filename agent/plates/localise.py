@@ -69,20 +69,17 @@ def find_plates(
         hat = cv2.morphologyEx(gray, op, char_kernel)
         gx = np.abs(cv2.Sobel(hat, cv2.CV_32F, 1, 0, ksize=3))
         scaled = (255.0 * gx / max(float(gx.max()), 1.0)).astype(np.uint8)
-        for local in (False, True) if extra and op in LOCAL_OPS else (False,):
-            norm = cv2.GaussianBlur(_rescale(scaled) if local else scaled, (5, 5), 0)
-            shaped, blobs = _blobs(norm, hat, close_kernel)
-            for (x, y, w, h), score in shaped:
-                (more if local else cands).append(
-                    Candidate(_to_frame((x, y, w, h), scale, rx, ry), score)
-                )
-            if local:
-                continue
-            for (x, y, w, h), ink in _row_unions(blobs):
-                aspect = w / h
-                if 1.3 <= aspect <= 7.0:
-                    score = _score(hat, x, y, w, h, ink / float(w * h))
-                    unions.append(Candidate(_to_frame((x, y, w, h), scale, rx, ry), score))
+        shaped, blobs = _blobs(cv2.GaussianBlur(scaled, (5, 5), 0), hat, close_kernel)
+        cands += [Candidate(_to_frame(box, scale, rx, ry), score) for box, score in shaped]
+        for (x, y, w, h), ink in _row_unions(blobs):
+            aspect = w / h
+            if 1.3 <= aspect <= 7.0:
+                score = _score(hat, x, y, w, h, ink / float(w * h))
+                unions.append(Candidate(_to_frame((x, y, w, h), scale, rx, ry), score))
+        if extra and op in LOCAL_OPS:  # the second search: its plate shapes only
+            local = cv2.GaussianBlur(_rescale(scaled), (5, 5), 0)
+            shaped, _ = _blobs(local, hat, close_kernel)
+            more += [Candidate(_to_frame(box, scale, rx, ry), score) for box, score in shaped]
     kept = _suppress(sorted(cands, key=lambda c: -c.score), max_candidates)
     for u in sorted(unions, key=lambda c: -c.score)[:MAX_UNIONS]:
         # kept beside the parts they join: a part may be the better reading, and the
@@ -96,7 +93,7 @@ def find_plates(
     # the local search's best new boxes, without text boxes (they gained nothing there)
     first = [k for k in kept if k.parent is None]
     new = [e for e in more if all(iou(e.box, k.box) < 0.5 for k in first)]
-    kept += _suppress(sorted(new, key=lambda c: -c.score), extra) if extra else []
+    kept += _suppress(sorted(new, key=lambda c: -c.score), extra)
     return kept
 
 
@@ -315,10 +312,10 @@ def iou(a: Box, b: Box) -> float:
 def _suppress(cands: list[Candidate], limit: int) -> list[Candidate]:
     kept: list[Candidate] = []
     for c in cands:
-        if all(iou(c.box, k.box) < 0.5 for k in kept):
-            kept.append(c)
         if len(kept) >= limit:
             break
+        if all(iou(c.box, k.box) < 0.5 for k in kept):
+            kept.append(c)
     return kept
 
 
