@@ -195,6 +195,38 @@ def test_a_model_restricted_to_latin_does_not_read_narrow_crops_unfolded() -> No
     assert len(runs) == 2
 
 
+def _reads_by_box(reader: PlateReader) -> dict[object, PlateRead | None]:
+    """From now on, every crop that ``reader`` reads: its box and its reading."""
+    calls: dict[object, PlateRead | None] = {}
+    real = reader.read_crop
+
+    def counted(image, box=None, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls[box] = real(image, box, *args, **kwargs)
+        return calls[box]
+
+    reader.read_crop = counted  # type: ignore[method-assign]
+    return calls
+
+
+def _margin_boxes(frame: np.ndarray) -> list[list[tuple[int, int, int, int]]]:
+    """For each localiser candidate in ``frame``, the boxes that the reader reads it at,
+    one per margin, the first margin first."""
+    from agent.plates.localise import find_plates
+    from agent.plates.reader import CROP_MARGINS, TEXT_MARGINS
+
+    return [
+        [
+            expand(c.box, fx, fy, frame.shape)
+            for fx, fy in (CROP_MARGINS if c.parent is None else TEXT_MARGINS)
+        ]
+        for c in find_plates(frame)
+    ]
+
+
+def _confidence(read: PlateRead | None) -> float:
+    return read.confidence if read is not None else 0.0
+
+
 def test_dim_search_setting_reaches_the_localiser(monkeypatch: pytest.MonkeyPatch) -> None:
     """`[plates] dim_search = false` runs the localiser without its second search."""
     from agent.plates import reader as reader_mod
@@ -223,41 +255,30 @@ def test_a_candidate_read_surely_is_not_read_at_its_other_margins(
     import cv2
 
     from agent.plates import reader as reader_mod
-    from agent.plates.localise import find_plates
-    from agent.plates.reader import CANDIDATE_FLOOR, CROP_MARGINS, TEXT_MARGINS
+    from agent.plates.reader import CANDIDATE_FLOOR
 
     frame = np.full((300, 700, 3), 40, np.uint8)
     cv2.rectangle(frame, (60, 110), (640, 210), (90, 90, 90), -1)  # a bumper
     cv2.rectangle(frame, (220, 120), (480, 200), (225, 225, 225), -1)  # the plate
     cv2.putText(frame, "7ABC123", (242, 178), cv2.FONT_HERSHEY_SIMPLEX, 1.5, (20, 20, 20), 4)
     reader = _reader(countries=["us"])
-    calls: dict[tuple[int, int, int, int], tuple[float, bool]] = {}
-    real = reader.read_crop
+    calls = _reads_by_box(reader)
+    margins = _margin_boxes(frame)
 
-    def counted(image, box=None, *args, **kwargs):  # type: ignore[no-untyped-def]
-        out = real(image, box, *args, **kwargs)
-        calls[box] = (out.confidence, out.format is not None) if out is not None else (0.0, False)
-        return out
+    def fits(box: tuple[int, int, int, int]) -> bool:
+        return calls[box] is not None and calls[box].format is not None  # type: ignore[union-attr]
 
-    reader.read_crop = counted  # type: ignore[method-assign]
-    margins = [
-        [
-            expand(c.box, fx, fy, frame.shape)
-            for fx, fy in (CROP_MARGINS if c.parent is None else TEXT_MARGINS)
-        ]
-        for c in find_plates(frame)
-    ]
     monkeypatch.setattr(reader_mod, "SURE", 1.01)  # off: every margin of a plate-like read
     reader.read_image(frame)
-    sure = max(calls[boxes[0]][0] for boxes in margins if calls[boxes[0]][1])
+    sure = max(_confidence(calls[boxes[0]]) for boxes in margins if fits(boxes[0]))
     assert sure >= CANDIDATE_FLOOR
     monkeypatch.setattr(reader_mod, "SURE", sure)
     calls.clear()
     reader.read_image(frame)
     skipped = 0
     for first, *others in margins:
-        confidence, fits = calls[first]
-        if confidence >= sure and fits:
+        confidence = _confidence(calls[first])
+        if confidence >= sure and fits(first):
             skipped += 1
             assert not any(box in calls for box in others)
         elif confidence >= CANDIDATE_FLOOR:
@@ -272,8 +293,6 @@ def test_candidates_that_read_as_nothing_are_read_once(monkeypatch: pytest.Monke
     How sure a model is of noise changes from model to model, so the floor is set between
     the candidates' own first readings: both paths run whatever model is committed."""
     from agent.plates import reader as reader_mod
-    from agent.plates.localise import find_plates
-    from agent.plates.reader import CROP_MARGINS, TEXT_MARGINS
 
     rng = np.random.default_rng(0)
     frame = np.full((360, 640, 3), 90, np.uint8)
@@ -282,26 +301,11 @@ def test_candidates_that_read_as_nothing_are_read_once(monkeypatch: pytest.Monke
     for y, x in ((250, 350), (40, 350), (250, 60)):  # patches of noise
         frame[y : y + 50, x : x + 150] = rng.integers(0, 255, (50, 150, 3), dtype=np.uint8)
     reader = _reader(countries=["us"])
-    cands = find_plates(frame)
-    assert len(cands) >= 2
-    calls: dict[tuple[int, int, int, int], float] = {}
-    real = reader.read_crop
-
-    def counted(image, box=None, *args, **kwargs):  # type: ignore[no-untyped-def]
-        out = real(image, box, *args, **kwargs)
-        calls[box] = out.confidence if out is not None else 0.0
-        return out
-
-    reader.read_crop = counted  # type: ignore[method-assign]
-    margins = [
-        [
-            expand(c.box, fx, fy, frame.shape)
-            for fx, fy in (CROP_MARGINS if c.parent is None else TEXT_MARGINS)
-        ]
-        for c in cands
-    ]
+    margins = _margin_boxes(frame)
+    assert len(margins) >= 2
+    calls = _reads_by_box(reader)
     reader.read_image(frame)
-    firsts = sorted(calls[boxes[0]] for boxes in margins)
+    firsts = sorted(_confidence(calls[boxes[0]]) for boxes in margins)
     assert firsts[0] < firsts[-1]
     floor = (firsts[0] + firsts[-1]) / 2
     monkeypatch.setattr(reader_mod, "CANDIDATE_FLOOR", floor)
@@ -310,7 +314,7 @@ def test_candidates_that_read_as_nothing_are_read_once(monkeypatch: pytest.Monke
     dropped = kept = 0
     for first, *others in margins:
         assert first in calls
-        if calls[first] < floor:
+        if _confidence(calls[first]) < floor:
             dropped += 1
             assert not any(box in calls for box in others)
         else:
