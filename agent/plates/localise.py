@@ -72,8 +72,7 @@ def find_plates(
         shaped, blobs = _blobs(cv2.GaussianBlur(scaled, (5, 5), 0), hat, close_kernel)
         cands += [Candidate(_to_frame(box, scale, rx, ry), score) for box, score in shaped]
         for (x, y, w, h), ink in _row_unions(blobs):
-            aspect = w / h
-            if 1.3 <= aspect <= 7.0:
+            if _plate_aspect(w, h):
                 score = _score(hat, x, y, w, h, ink / float(w * h))
                 unions.append(Candidate(_to_frame((x, y, w, h), scale, rx, ry), score))
         if extra and op in LOCAL_OPS:  # the second search: its plate shapes only
@@ -137,11 +136,16 @@ def _blobs(
             blobs.append(((x, y, w, h), cv2.contourArea(c)))
         if h < 8 or w < 20:
             continue
-        if not 1.3 <= w / h <= 7.0:
+        if not _plate_aspect(w, h):
             continue
         fill = cv2.contourArea(c) / float(w * h)
         found.append(((x, y, w, h), _score(hat, x, y, w, h, fill)))
     return found, blobs
+
+
+def _plate_aspect(w: int, h: int) -> bool:
+    """Wide enough for a plate's row of characters, not so wide as a stripe."""
+    return 1.3 <= w / h <= 7.0
 
 
 def _rescale(scaled: npt.NDArray[Any]) -> npt.NDArray[Any]:
