@@ -24,6 +24,8 @@ class Candidate:
     score: float
     parent: Box | None = None
     """For a box cut to the text inside another candidate (``text_box``): that candidate's box."""
+    second: bool = False
+    """Found by the second, locally scaled search (``LOCAL_EXTRA``)."""
 
     @property
     def found(self) -> Box:
@@ -78,7 +80,10 @@ def find_plates(
         if extra and op in LOCAL_OPS:  # the second search: its plate shapes only
             local = cv2.GaussianBlur(_rescale(scaled), (5, 5), 0)
             shaped, _ = _blobs(local, hat, close_kernel)
-            more += [Candidate(_to_frame(box, scale, rx, ry), score) for box, score in shaped]
+            more += [
+                Candidate(_to_frame(box, scale, rx, ry), score, second=True)
+                for box, score in shaped
+            ]
     kept = _suppress(sorted(cands, key=lambda c: -c.score), max_candidates)
     for u in sorted(unions, key=lambda c: -c.score)[:MAX_UNIONS]:
         # kept beside the parts they join: a part may be the better reading, and the

@@ -133,6 +133,7 @@ def test_a_dim_plate_is_found_beside_strong_edges(monkeypatch: pytest.MonkeyPatc
     image, text = _dim_plate_beside_a_grille()
     cands = find_plates(image)
     assert max(localise.iou(c.box, text) for c in cands) >= 0.5
+    assert all(c.second for c in cands if localise.iou(c.box, text) >= 0.5)
     assert sum(c.parent is None for c in cands) <= 1 + localise.LOCAL_EXTRA + localise.MAX_UNIONS
     assert max((localise.iou(c.box, text) for c in find_plates(image, extra=0)), default=0) < 0.1
     monkeypatch.setattr(localise, "LOCAL_EXTRA", 0)

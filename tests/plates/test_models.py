@@ -16,7 +16,7 @@ from agent.plates.formats import is_chinese, normalise
 from agent.plates.localise import crop, expand
 from agent.plates.ocr import CtcTfliteOcr, FusedOcr, ScriptOcr
 from agent.plates.preprocess import TWO_ROW_MAX_ASPECT
-from agent.plates.reader import PlateReader, load_ocr, refit_box
+from agent.plates.reader import CROP_MARGINS, TEXT_MARGINS, PlateReader, load_ocr, refit_box
 from agent.plates.voting import PlateRead
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -212,7 +212,6 @@ def _margin_boxes(frame: np.ndarray) -> list[list[tuple[int, int, int, int]]]:
     """For each localiser candidate in ``frame``, the boxes that the reader reads it at,
     one per margin, the first margin first."""
     from agent.plates.localise import find_plates
-    from agent.plates.reader import CROP_MARGINS, TEXT_MARGINS
 
     return [
         [
@@ -284,6 +283,52 @@ def test_a_candidate_read_surely_is_not_read_at_its_other_margins(
         elif confidence >= CANDIDATE_FLOOR:
             assert all(box in calls for box in others)
     assert skipped >= 1
+
+
+def test_the_second_search_is_not_read_after_a_sure_reading(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A frame with a clear plate (found by the first search) and a dim one beside a
+    grille (found only by the second): once a first-search candidate reads at SURE in a
+    format, the second search's boxes are not read; without a sure reading they are, and
+    the dim plate alone is read through them."""
+    import cv2
+
+    from agent.plates import reader as reader_mod
+    from agent.plates.localise import find_plates
+    from tests.plates.test_localise import _dim_plate_beside_a_grille
+
+    dim, _ = _dim_plate_beside_a_grille()
+    frame = dim.copy()
+    cv2.rectangle(frame, (200, 430), (460, 510), (225, 225, 225), -1)
+    cv2.putText(frame, "4XYZ567", (222, 488), cv2.FONT_HERSHEY_SIMPLEX, 1.5, (20, 20, 20), 4)
+    reader = _reader(countries=["us"])
+    calls = _reads_by_box(reader)
+    cands = find_plates(frame)
+    second = [expand(c.box, *CROP_MARGINS[0], frame.shape) for c in cands if c.second]
+    assert second and all(c.second for c in cands[len(cands) - len(second) :])
+
+    monkeypatch.setattr(reader_mod, "SURE", 1.01)  # off: no reading is sure
+    reader.read_image(frame)
+    assert all(box in calls for box in second)
+    first = [
+        calls[expand(c.box, *margins[0], frame.shape)]
+        for c in cands
+        if not c.second
+        for margins in [CROP_MARGINS if c.parent is None else TEXT_MARGINS]
+    ]
+    sure = max(_confidence(r) for r in first if r is not None and r.format is not None)
+    monkeypatch.setattr(reader_mod, "SURE", sure)
+    calls.clear()
+    [read] = reader.read_image(frame)
+    assert read.text == "4XYZ567"
+    assert calls and not any(box in calls for box in second)
+
+    calls.clear()
+    [read] = reader.read_image(dim)  # no clear plate: the dim one is read
+    assert read.text == "7ABC123"
+    dim_second = [c.box for c in find_plates(dim) if c.second]
+    assert any(expand(box, *CROP_MARGINS[0], dim.shape) in calls for box in dim_second)
 
 
 def test_candidates_that_read_as_nothing_are_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
