@@ -44,7 +44,7 @@ def find_plates(
     best first and its best joined row; for each of those whose characters fill only part
     of it, the box cut to those characters (``text_box``; its ``parent`` set); last, up to
     ``extra`` (default ``LOCAL_EXTRA``; 0: no second search) new boxes from the locally
-    scaled search."""
+    scaled search (their ``second`` set)."""
     extra = LOCAL_EXTRA if extra is None else extra
     H, W = image.shape[:2]
     rx, ry, rw, rh = region if region is not None else (0, 0, W, H)

@@ -56,9 +56,9 @@ lost three); the fast-plate-ocr drop-in lost one (85.6 -> 85.1 %).
 
 Once a first-search candidate has read this surely, the second search's boxes
 (``localise.LOCAL_EXTRA``) are not read at all: they are there for a plate the first
-search missed. On the toll-booth frames (whole frame) that took the OCR reads per frame
-from 29.9 to 24.0; US dev scenes end to end unchanged (78.8 %; the drop-in 84.7 %), and
-their time per scene 61.9 -> 50.8 ms."""
+search missed. On the toll-booth frames (whole frame) that took the crops read per frame
+(``read_crop`` calls) from 29.9 to 24.0; US dev scenes end to end unchanged (78.8 %,
+75.2 % with both countries; the drop-in 84.7 %), and their time per scene 61.9 -> 50.8 ms."""
 CANDIDATE_FLOOR = 0.5
 """A candidate whose first margin reads below this is dropped without reading the others.
 Most of the localiser's candidates are not plates; on the toll-booth frames this took the
