@@ -29,7 +29,7 @@ CONFUSABLE: dict[str, str] = {
     "Q": "0O",
     "1": "IJLT7",
     "I": "1LJT",
-    "L": "1I",
+    "L": "1I4",
     "J": "1I",
     "T": "17I",
     "7": "T1",
@@ -41,7 +41,7 @@ CONFUSABLE: dict[str, str] = {
     "Z": "2",
     "6": "G",
     "G": "6",
-    "4": "A",
+    "4": "AL",
     "A": "4",
 }
 

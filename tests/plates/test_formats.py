@@ -101,6 +101,19 @@ def test_a_us_layout_takes_the_models_own_second_choice() -> None:
     assert apply_format(list("N0X218"), alts, US).text == "NOX218"
 
 
+def test_californias_open_four_read_as_l_is_a_swap_the_layout_takes() -> None:
+    """California's open 4 is read as L (GT crops of the US dev scenes: 7 of 41 misreads);
+    where the model gave the 4 a share, 1ABC234 takes it back, and a watchlist plate
+    forgives the pair as it forgives O/0."""
+    alts = _alts("LGLS168")
+    alts[0] = {"L": 0.9, "4": 0.05}
+    got = apply_format(list("LGLS168"), alts, US)
+    assert (got.text, got.format, got.substitutions) == ("4GLS168", "us-1abc234", 1)
+    alts[0] = {"L": 0.99, "4": 0.005}  # below PREFER_FLOOR: kept as read
+    assert apply_format(list("LGLS168"), alts, US).text == "LGLS168"
+    assert match_distance("4GLS168", "LGLS168") == pytest.approx(0.25)
+
+
 def test_a_us_layout_never_swaps_what_the_model_did_not_see() -> None:
     # a 7 read with certainty stays a 7 though ABC123 wants a letter (a DC plate's AB1234)
     got = apply_format(list("DP7160"), _alts("DP7160"), US)
