@@ -330,6 +330,16 @@ def test_the_second_search_is_not_read_after_a_sure_reading(
     dim_second = [c.box for c in find_plates(dim) if c.second]
     assert any(expand(box, *CROP_MARGINS[0], dim.shape) in calls for box in dim_second)
 
+    # a camera's clock at the frame's border reads as surely as a plate, in a format: it
+    # does not stop the second search, and the dim plate wins over it
+    clock = dim.copy()
+    cv2.rectangle(clock, (900, 0), (1280, 44), (0, 0, 0), -1)
+    cv2.putText(clock, "08:04:37", (920, 28), cv2.FONT_HERSHEY_SIMPLEX, 1.3, (255, 255, 255), 3)
+    read = reader.read_crop(clock[0:44, 900:1100])
+    assert read is not None and read.text == "080437" and read.format is not None
+    [read] = reader.read_image(clock)
+    assert read.text == "7ABC123"
+
 
 def test_candidates_that_read_as_nothing_are_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """Stripes and texture give the localiser plate-shaped candidates; each whose first
