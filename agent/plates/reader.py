@@ -328,7 +328,7 @@ class PlateReader:
         settled = False  # the winner so far is sure, fits a format and has no penalty
         for cand in cands:
             if cand.second and settled:
-                break  # the second search's boxes (last) are for plates the first missed
+                continue  # the second search's boxes are for plates the first one missed
             margins = CROP_MARGINS if cand.parent is None else TEXT_MARGINS
             for i, (fx, fy) in enumerate(margins):
                 box = expand(cand.box, fx, fy, image.shape)
