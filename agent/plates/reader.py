@@ -237,7 +237,7 @@ class PlateReader:
         width = image.shape[1]
         best: list[tuple[PlateRead, OcrResult]] = []
         for c, left in crops:
-            one, raw = self._best_of(self.ocr.read_candidates(c), image)
+            one, raw = self._best_of(self.ocr.read_candidates(c))
             if isinstance(self.ocr, ScriptOcr):
                 expert = self.ocr.expert("cn" if is_chinese(one.text) else "latin")
                 if expert is not None and one.confidence >= need:
@@ -245,7 +245,7 @@ class PlateReader:
                     # reading needs both to pass min_confidence (text on a truck's side
                     # reads near 1.0 to a Latin-only model, not to the joint one)
                     judged = one.confidence
-                    one, raw = self._best_of(expert.read_candidates(c), image)
+                    one, raw = self._best_of(expert.read_candidates(c))
                     one.confidence = min(one.confidence, judged)
             if one.span is not None:  # into the crop's own coordinates
                 cw = c.shape[1]
@@ -254,48 +254,47 @@ class PlateReader:
         read = max((r for r, _ in best), key=lambda r: (r.format is not None, r.confidence))
         chinese = [(r, raw) for r, raw in best if is_chinese(r.text)]
         if is_chinese(read.text) and len(chinese) > 1:
-            read = self._fuse_variants(chinese, image)
+            read = self._fuse_variants(chinese)
+        if is_chinese(read.text):  # colour and type for the reading kept, not every one weighed
+            read.colour = plate_colour(image) if image.ndim == 3 else ""
+            read.plate_type = cn_plate_type(read.text, read.colour)
         if box is not None:
             read.box = box
         else:
             read.box = (0, 0, int(image.shape[1]), int(image.shape[0]))
         return read
 
-    def _best_of(self, results: list[OcrResult], image: Image) -> tuple[PlateRead, OcrResult]:
+    def _best_of(self, results: list[OcrResult]) -> tuple[PlateRead, OcrResult]:
         """The country reading whose path is most probable, and the OCR result it came
         from; one that fits a configured format beats one that does not."""
-        reads = [(self._finish(r, image), r) for r in results]
+        reads = [(self._finish(r), r) for r in results]
         return max(reads, key=lambda rr: (rr[0].format is not None, rr[1].path_score))
 
-    def _fuse_variants(self, reads: list[tuple[PlateRead, OcrResult]], image: Image) -> PlateRead:
+    def _fuse_variants(self, reads: list[tuple[PlateRead, OcrResult]]) -> PlateRead:
         """One reading of a Chinese plate from its crop variants' readings, fused character
         by character (``fuse_readings``): a Chinese plate's characters sit at fixed places,
         so the variants' readings line up, and a province that each variant was unsure of
         is read from all of them (Chinese dev crops 85.7 -> 87.7 %; on the US crops, whose
         lengths vary, fusing lost 5 plates, so Latin readings keep the most confident)."""
         fused = fuse_readings([raw for _, raw in reads])
-        out = self._finish(fused, image)
+        out = self._finish(fused)
         # no surer than the surest variant (whose confidence carries the judge's cap)
         out.confidence = min(fused.confidence, max(r.confidence for r, _ in reads))
         spans = [r.span for r, _ in reads if r.span is not None]
         out.span = (min(a for a, _ in spans), max(b for _, b in spans)) if spans else None
         return out
 
-    def _finish(self, result: OcrResult, image: Image) -> PlateRead:
-        chinese = is_chinese(result.text)
-        if chinese:
+    def _finish(self, result: OcrResult) -> PlateRead:
+        """The reading fitted to the configured formats (colour and type: ``read_crop``)."""
+        if is_chinese(result.text):
             formats = self.formats.get("cn", [])
         else:
             formats = [f for k, fs in self.formats.items() if k != "cn" for f in fs]
         fitted = apply_format(list(result.text), result.alternatives, formats)
-        colour = plate_colour(image) if chinese and image.ndim == 3 else ""
-        confs = list(result.char_confidences)
         return PlateRead(
             text=fitted.text,
             confidence=result.confidence,
-            char_confidences=confs,
-            colour=colour,
-            plate_type=cn_plate_type(fitted.text, colour) if chinese else "",
+            char_confidences=list(result.char_confidences),
             format=fitted.format,
             span=result.span,
         )

@@ -464,7 +464,7 @@ def test_chinese_crop_variants_are_fused_character_by_character(
     monkeypatch.setattr(
         PlateReader,
         "_fuse_variants",
-        lambda self, reads, image: max(
+        lambda self, reads: max(
             (r for r, _ in reads), key=lambda r: (r.format is not None, r.confidence)
         ),
     )
