@@ -7,6 +7,7 @@ functions (``ctc_decode``, ``slots_decode``) that take the model's probability a
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -120,6 +121,25 @@ class PlateOcr(Protocol):
     ) -> None: ...
 
 
+class OcrInputs:
+    """One crop's inputs to Outpost's models (``ocr_input``), each made when a model first
+    asks for it: the models fused in ``FusedOcr`` read the same crop."""
+
+    def __init__(self, crop: npt.NDArray[Any]) -> None:
+        self.crop = crop
+        h, w = crop.shape[:2]
+        self.narrow = w / max(h, 1) < TWO_ROW_MAX_ASPECT
+        """Narrow enough to be a two-row plate (also read unfolded)."""
+
+    @functools.cached_property
+    def plain(self) -> npt.NDArray[Any]:
+        return ocr_input(self.crop, False)
+
+    @functools.cached_property
+    def unfolded(self) -> npt.NDArray[Any]:
+        return ocr_input(self.crop, True)
+
+
 class CtcTfliteOcr:
     """Outpost's own CTC plate OCR (``models/outpost-plate-ocr*.tflite``)."""
 
@@ -152,10 +172,13 @@ class CtcTfliteOcr:
 
     def read_candidates(self, crop: npt.NDArray[Any]) -> list[OcrResult]:
         """One reading per character group (``restrict``); narrow crops also unfolded."""
-        h, w = crop.shape[:2]
-        out = self._decode_groups(self.probs(ocr_input(crop, False)))
-        if self._unfold and w / max(h, 1) < TWO_ROW_MAX_ASPECT:
-            two = self._decode_groups(self.probs(ocr_input(crop, True)))
+        return self.read_inputs(OcrInputs(crop))
+
+    def read_inputs(self, inputs: OcrInputs) -> list[OcrResult]:
+        """``read_candidates`` from a crop's inputs, which several models may share."""
+        out = self._decode_groups(self.probs(inputs.plain))
+        if self._unfold and inputs.narrow:
+            two = self._decode_groups(self.probs(inputs.unfolded))
             for r in two:
                 r.span = None  # the unfolded rows do not map back onto the crop's width
             out += [r for r in two if r.text and not r.text[0].isascii()]
@@ -322,7 +345,8 @@ class FusedOcr:
         """Group by group, the models' readings fused. Each model reads the groups in the
         same order; the unfolded two-row readings that follow them (a model gives one only
         where it read Chinese text) are passed on as they are."""
-        per_model = [p.read_candidates(crop) for p in self.parts]
+        inputs = OcrInputs(crop)
+        per_model = [p.read_inputs(inputs) for p in self.parts]
         n = min(self._groups, *(len(reads) for reads in per_model))
         fused = [fuse_readings([reads[i] for reads in per_model]) for i in range(n)]
         return fused + [r for reads in per_model for r in reads[n:]]

@@ -167,6 +167,31 @@ def test_the_judge_and_the_chinese_expert_run_the_first_joint_model_once_per_inp
     assert again.confidence == read.confidence and len(calls) == (2 if narrow else 1)
 
 
+def test_the_fused_models_share_one_preprocessed_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The models of a FusedOcr read the same crop: it is turned into their input once
+    (and unfolded once, when narrow), not once per model."""
+    from agent.plates import ocr as ocr_mod
+
+    made: list[bool] = []
+    real = ocr_mod.ocr_input
+
+    def counted(crop: np.ndarray, two_row: bool = False) -> np.ndarray:
+        made.append(two_row)
+        return real(crop, two_row)
+
+    monkeypatch.setattr(ocr_mod, "ocr_input", counted)
+    latin = load_ocr(_cfg(countries=["us"]))
+    assert isinstance(latin, FusedOcr) and len(latin.parts) >= 2
+    wide = np.full((40, 160, 3), 200, np.uint8)
+    latin.read_candidates(wide)
+    assert made == [False]
+    made.clear()
+    chinese = load_ocr(_cfg(names=[JOINT, JOINT_B, JOINT_D], countries=["cn"]))
+    assert isinstance(chinese, FusedOcr)
+    chinese.read_candidates(_first_dev_cn_crop()[:, :60])  # narrow: also read unfolded
+    assert made == [False, True]
+
+
 def test_a_model_restricted_to_latin_does_not_read_narrow_crops_unfolded() -> None:
     """A narrow crop may be a two-row Chinese plate, so it is also read unfolded; a model
     whose groups hold no Chinese character could never keep that reading and skips it:
