@@ -7,6 +7,7 @@ short kernel gives plate-shaped blobs. Candidates are ranked here and verified b
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,13 +46,27 @@ def find_plates(
     of it, the box cut to those characters (``text_box``; its ``parent`` set); last, up to
     ``extra`` (default ``LOCAL_EXTRA``; 0: no second search) new boxes from the locally
     scaled search (their ``second`` set)."""
+    first, second = locate(image, region, max_candidates, work_width, extra)
+    return first + second()
+
+
+def locate(
+    image: npt.NDArray[Any],
+    region: Box | None = None,
+    max_candidates: int = 12,
+    work_width: int = 960,
+    extra: int | None = None,
+) -> tuple[list[Candidate], Callable[[], list[Candidate]]]:
+    """``find_plates`` in two parts: the first search's candidates, and a function that
+    runs the second search when called (the reader calls it only when the first search's
+    candidates read as no plate it is sure of)."""
     extra = LOCAL_EXTRA if extra is None else extra
     H, W = image.shape[:2]
     rx, ry, rw, rh = region if region is not None else (0, 0, W, H)
     rx, ry = max(0, rx), max(0, ry)
     rw, rh = min(rw, W - rx), min(rh, H - ry)
     if rw < 16 or rh < 8:
-        return []
+        return [], list
     roi = image[ry : ry + rh, rx : rx + rw]
     scale = min(1.0, work_width / rw)
     small = (
@@ -66,7 +81,7 @@ def find_plates(
     close_kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (17, 5))
     cands: list[Candidate] = []
     unions: list[Candidate] = []
-    more: list[Candidate] = []
+    energies: list[tuple[npt.NDArray[Any], npt.NDArray[Any]]] = []  # for the second search
     for op in (cv2.MORPH_BLACKHAT, cv2.MORPH_TOPHAT):
         hat = cv2.morphologyEx(gray, op, char_kernel)
         gx = np.abs(cv2.Sobel(hat, cv2.CV_32F, 1, 0, ksize=3))
@@ -77,13 +92,8 @@ def find_plates(
             if _plate_aspect(w, h):
                 score = _score(hat, x, y, w, h, ink / float(w * h))
                 unions.append(Candidate(_to_frame((x, y, w, h), scale, rx, ry), score))
-        if extra and op in LOCAL_OPS:  # the second search: its plate shapes only
-            local = cv2.GaussianBlur(_rescale(scaled), (5, 5), 0)
-            shaped, _ = _blobs(local, hat, close_kernel)
-            more += [
-                Candidate(_to_frame(box, scale, rx, ry), score, second=True)
-                for box, score in shaped
-            ]
+        if extra and op in LOCAL_OPS:
+            energies.append((scaled, hat))
     kept = _suppress(sorted(cands, key=lambda c: -c.score), max_candidates)
     for u in sorted(unions, key=lambda c: -c.score)[:MAX_UNIONS]:
         # kept beside the parts they join: a part may be the better reading, and the
@@ -94,11 +104,23 @@ def find_plates(
         inner = text_box(image, found.box)
         if inner is not None and iou(inner, found.box) < TEXT_BOX_NEW:
             kept.append(Candidate(inner, found.score, found.box))
-    # the local search's best new boxes, without text boxes (they gained nothing there)
-    first = [k for k in kept if k.parent is None]
-    new = [e for e in more if all(iou(e.box, k.box) < 0.5 for k in first)]
-    kept += _suppress(sorted(new, key=lambda c: -c.score), extra)
-    return kept
+
+    def second() -> list[Candidate]:
+        """The locally scaled search's best new boxes: its plate shapes only, none
+        overlapping a box of the first search, without text boxes (they gained nothing)."""
+        more: list[Candidate] = []
+        for scaled, hat in energies:
+            local = cv2.GaussianBlur(_rescale(scaled), (5, 5), 0)
+            shaped, _ = _blobs(local, hat, close_kernel)
+            more += [
+                Candidate(_to_frame(box, scale, rx, ry), score, second=True)
+                for box, score in shaped
+            ]
+        first = [k for k in kept if k.parent is None]
+        new = [e for e in more if all(iou(e.box, k.box) < 0.5 for k in first)]
+        return _suppress(sorted(new, key=lambda c: -c.score), extra)
+
+    return kept, second
 
 
 LOCAL_EXTRA = 4

@@ -256,13 +256,13 @@ def test_dim_search_setting_reaches_the_localiser(monkeypatch: pytest.MonkeyPatc
     from agent.plates import reader as reader_mod
 
     seen: list[int | None] = []
-    real = reader_mod.find_plates
+    real = reader_mod.locate
 
     def spy(image, region=None, **kwargs):  # type: ignore[no-untyped-def]
         seen.append(kwargs.get("extra"))
         return real(image, region, **kwargs)
 
-    monkeypatch.setattr(reader_mod, "find_plates", spy)
+    monkeypatch.setattr(reader_mod, "locate", spy)
     frame = np.full((240, 320, 3), 128, np.uint8)
     for dim in (True, False):
         cfg = _cfg(countries=["us"]).model_copy(update={"dim_search": dim})
@@ -345,13 +345,24 @@ def test_the_second_search_is_not_read_after_a_sure_reading(
     sure = max(_confidence(r) for r in first if r is not None and r.format is not None)
     monkeypatch.setattr(reader_mod, "SURE", sure)
     calls.clear()
+    from agent.plates import localise
+
+    searched: list[int] = []
+    rescale = localise._rescale
+
+    def counted(scaled: np.ndarray) -> np.ndarray:
+        searched.append(1)
+        return rescale(scaled)
+
+    monkeypatch.setattr(localise, "_rescale", counted)  # the second search's first step
     [read] = reader.read_image(frame)
     assert read.text == "4XYZ567"
     assert calls and not any(box in calls for box in second)
+    assert not searched  # not even run
 
     calls.clear()
     [read] = reader.read_image(dim)  # no clear plate: the dim one is read
-    assert read.text == "7ABC123"
+    assert read.text == "7ABC123" and searched
     dim_second = [c.box for c in find_plates(dim) if c.second]
     assert any(expand(box, *CROP_MARGINS[0], dim.shape) in calls for box in dim_second)
 
