@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python bench/plates_frame.py [--video ../shared/data/video/tollbooth_720p.mp4]
-        [--every 6] [--roi X,Y,W,H]
+        [--every 6] [--roi X,Y,W,H] [--dim-search off]
 
 Decodes the video, and for every ``--every``-th frame times ``PlateReader.read_image``
 (localise, crop margins, OCR, formats) on the whole frame and on the ROI. The baseline in
@@ -59,7 +59,15 @@ def main() -> int:
     p.add_argument("--every", type=int, default=6)
     p.add_argument("--roi", default="0,120,1280,600")
     p.add_argument("--shared", type=Path, default=Path("../shared"))
+    p.add_argument(
+        "--dim-search",
+        choices=("on", "off"),
+        default="on",
+        help="[plates] dim_search (on: the default, the localiser's second search for dim plates)",
+    )
     args = p.parse_args()
+    dim = args.dim_search == "on"
+    extra = None if dim else 0
     video = Path(args.video)
     if not video.is_file():
         print(f"no video at {video} (../shared is needed)")
@@ -69,13 +77,13 @@ def main() -> int:
     h, w = shots[0].shape[:2]  # type: ignore[attr-defined]
     print(f"{video.name}: {len(shots)} frames of {w}x{h}, every {args.every}th")
     for label, region in (("whole frame", None), (f"roi {args.roi}", roi)):
-        reader = PlateReader.from_config(PlatesConfig(roi=region))
+        reader = PlateReader.from_config(PlatesConfig(roi=region, dim_search=dim))
         reader.read_image(shots[0])  # load the model, warm the interpreter
         whole: Box = (0, 0, w, h)
         base, total, plates = [], [], 0
         for f in shots:
             t0 = time.perf_counter()
-            find_plates(f, region or whole)  # type: ignore[arg-type]
+            find_plates(f, region or whole, extra=extra)  # type: ignore[arg-type]
             base.append((time.perf_counter() - t0) * 1000)
             t0 = time.perf_counter()
             plates += len(reader.read_image(f))  # type: ignore[arg-type]
@@ -85,13 +93,13 @@ def main() -> int:
         print(f"{label:22s} read_image, end to end:   {summary(total)}  = {ratio:.1f}x baseline;"
               f" {plates} readings (goal: median <= 60 ms)")
     if (args.shared / "models" / "coco_ssd_mobilenet_v1_quant.tflite").is_file():
-        vehicle_boxes(shots, args.shared)
+        vehicle_boxes(shots, args.shared, dim)
     else:
         print(f"no COCO SSD model under {args.shared}/models: the detector's mode is skipped")
     return 0
 
 
-def vehicle_boxes(shots: list[object], shared: Path) -> None:
+def vehicle_boxes(shots: list[object], shared: Path, dim: bool = True) -> None:
     """Detector, then plates read inside its vehicle boxes: the camera path of the daemon."""
     from agent.vision.config import VisionConfig
     from agent.vision.detector import Detector
@@ -104,7 +112,7 @@ def vehicle_boxes(shots: list[object], shared: Path) -> None:
             verify_model(make_model_dir(shared, Path(tmp)), "coco-ssd-mobilenet-v1"),
             VisionConfig().detector,
         )
-    reader = PlateReader.from_config(PlatesConfig())
+    reader = PlateReader.from_config(PlatesConfig(dim_search=dim))
     reader.read_image(shots[0])  # type: ignore[arg-type]
     base, detect, total, boxes, plates = [], [], [], 0, 0
     for f in shots:
@@ -123,7 +131,7 @@ def vehicle_boxes(shots: list[object], shared: Path) -> None:
         plates += len(reader.read_image(f, vehicles))  # type: ignore[arg-type]
         t2 = time.perf_counter()
         for v in vehicles:
-            find_plates(f, v)  # type: ignore[arg-type]
+            find_plates(f, v, extra=None if dim else 0)  # type: ignore[arg-type]
         base.append((time.perf_counter() - t2) * 1000)
         detect.append((t1 - t0) * 1000)
         total.append((t2 - t0) * 1000)

@@ -103,7 +103,8 @@ class PlatesConfig(_Section):
     dim_search: bool = Field(
         True,
         description="also search for dim plates: a second localiser pass scaled by each "
-        "neighbourhood's strongest edge (more plates found; about 10 ms more per whole frame)",
+        "neighbourhood's strongest edge, run when the first finds no plate it is sure of "
+        "(more plates found; a few ms more per frame)",
     )
     home_provinces: list[str] = Field(
         default_factory=list,
