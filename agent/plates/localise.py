@@ -104,6 +104,7 @@ def locate(
         inner = text_box(image, found.box)
         if inner is not None and iou(inner, found.box) < TEXT_BOX_NEW:
             kept.append(Candidate(inner, found.score, found.box))
+    first = [k for k in kept if k.parent is None]
 
     def second() -> list[Candidate]:
         """The locally scaled search's best new boxes: its plate shapes only, none
@@ -116,7 +117,6 @@ def locate(
                 Candidate(_to_frame(box, scale, rx, ry), score, second=True)
                 for box, score in shaped
             ]
-        first = [k for k in kept if k.parent is None]
         new = [e for e in more if all(iou(e.box, k.box) < 0.5 for k in first)]
         return _suppress(sorted(new, key=lambda c: -c.score), extra)
 
