@@ -55,12 +55,12 @@ unchanged with our models (78.8 %, and 75.2 % with both countries; 0.95 the same
 lost three); the fast-plate-ocr drop-in lost one (85.6 -> 85.1 %).
 
 Once the winner so far is a reading this sure, in a format, without a penalty (not at the
-frame's border, not letters only), the second search's boxes (``localise.LOCAL_EXTRA``)
-are not searched for or read: they are there for a plate the first search missed. A camera's clock
-at the border reads as surely as a plate, so it does not count. On the toll-booth frames
-(whole frame) that took the crops read per frame (``read_crop`` calls) from 29.9 to 24.2;
-US dev scenes end to end unchanged (78.8 %, 75.2 % with both countries; the drop-in
-84.7 %), and their time per scene 61.9 -> 50.8 ms."""
+frame's border, not letters only), the second search (``localise.locate``) is not run and
+its boxes are not read: they are there for a plate the first search missed. A camera's
+clock at the border reads as surely as a plate, so it does not count. On the toll-booth
+frames (whole frame) that took the crops read per frame (``read_crop`` calls) from 29.9
+to 24.2; US dev scenes end to end unchanged (78.8 %, 75.2 % with both countries; the
+drop-in 84.7 %, before 4/L were confusable), and their time per scene 61.9 -> 50.8 ms."""
 CANDIDATE_FLOOR = 0.5
 """A candidate whose first margin reads below this is dropped without reading the others.
 Most of the localiser's candidates are not plates; on the toll-booth frames this took the
