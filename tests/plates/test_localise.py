@@ -37,6 +37,12 @@ def _scene(name: str) -> np.ndarray:
     return cv2.imdecode(np.fromfile(str(DEV / name), np.uint8), cv2.IMREAD_COLOR)
 
 
+def _labelled(label: Path) -> tuple[str, tuple[int, int, int, int]]:
+    """An OpenALPR scene label (``NAME.txt``): the image's name and the plate's box."""
+    name, x, y, w, h = label.read_text().split("\t")[:5]
+    return name, (int(x), int(y), int(w), int(h))
+
+
 @needs_dev
 @pytest.mark.parametrize(
     ("name", "first", "last"),
@@ -147,8 +153,7 @@ def test_dev_plates_that_only_the_local_search_finds(
 ) -> None:
     """Washed-out plates on sunlit cars (`DH5X9P`, `HH9G5W`): no candidate of the first
     search overlaps them; one of the locally normalised search's does."""
-    _, x, y, w, h = (DEV / name).with_suffix(".txt").read_text().split("\t")[:5]
-    plate = (int(x), int(y), int(w), int(h))
+    _, plate = _labelled((DEV / name).with_suffix(".txt"))
     image = _scene(name)
     assert max(localise.iou(c.box, plate) for c in find_plates(image)) >= 0.5
     monkeypatch.setattr(localise, "LOCAL_EXTRA", 0)
@@ -161,8 +166,7 @@ def test_text_boxes_find_the_dev_plates_more_closely() -> None:
     IoU 0.5 or more: with text boxes, more (measured on all 222: 83.3 -> 94.1 %)."""
     closer = found = 0
     for label in sorted(DEV.glob("*.txt"))[:80]:
-        name, x, y, w, h = label.read_text().split("\t")[:5]
-        plate = (int(x), int(y), int(w), int(h))
+        name, plate = _labelled(label)
         cands = find_plates(_scene(name))
         before = max((localise.iou(c.box, plate) for c in cands if c.parent is None), default=0)
         after = max((localise.iou(c.box, plate) for c in cands), default=0)

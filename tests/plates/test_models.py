@@ -330,18 +330,14 @@ def test_the_second_search_is_not_read_after_a_sure_reading(
     reader = _reader(countries=["us"])
     calls = _reads_by_box(reader)
     cands = find_plates(frame)
-    second = [expand(c.box, *CROP_MARGINS[0], frame.shape) for c in cands if c.second]
+    margins = _margin_boxes(frame)  # in the same order as cands
+    second = [boxes[0] for c, boxes in zip(cands, margins, strict=True) if c.second]
     assert second and all(c.second for c in cands[len(cands) - len(second) :])
 
     monkeypatch.setattr(reader_mod, "SURE", 1.01)  # off: no reading is sure
     reader.read_image(frame)
     assert all(box in calls for box in second)
-    first = [
-        calls[expand(c.box, *margins[0], frame.shape)]
-        for c in cands
-        if not c.second
-        for margins in [CROP_MARGINS if c.parent is None else TEXT_MARGINS]
-    ]
+    first = [calls[boxes[0]] for c, boxes in zip(cands, margins, strict=True) if not c.second]
     sure = max(_confidence(r) for r in first if r is not None and r.format is not None)
     monkeypatch.setattr(reader_mod, "SURE", sure)
     calls.clear()
