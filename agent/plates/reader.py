@@ -328,9 +328,11 @@ class PlateReader:
 
         def candidates() -> Iterator[Candidate]:
             yield from first
-            # the second search is for a plate the first one missed: run and read only
-            # while the winner is unsettled
-            for cand in [] if settled else second():
+            # the second search is for a plate the first one missed: it is run, and its
+            # boxes read, only while the winner is unsettled
+            if settled:
+                return
+            for cand in second():
                 if settled:
                     return
                 yield cand
