@@ -1164,6 +1164,13 @@ def _mounting(rng: random.Random, bg: _Background) -> None:
         bg.rects.append(((x, y), (x + bw, y + rng.randint(h // 4, h)), col))
 
 
+SHEAR_MAX = 0.45
+"""Largest sideways shear of a plate (``place``), in x per y. Data-set Chinese crops are
+cut around plates seen from the side, whose characters lean by up to about this much; the
+models read such a plate one way upright and another leaning (a clear `M` as `Y`, each at
+0.99). The perspective jitter alone leans snug crops by a few hundredths."""
+
+
 def place(
     rng: random.Random,
     plate: Plate,
@@ -1172,6 +1179,7 @@ def place(
     tilt: float = 10.0,
     frame: float = 0.0,
     edge_cut: float = 0.0,
+    shear: float = 0.0,
 ) -> np.ndarray:
     """Warp the plate with a random perspective onto a background; crop around it.
 
@@ -1182,7 +1190,9 @@ def place(
     largest in-plane rotation in degrees (60 % of it on snug crops). With probability
     ``frame`` the plate is in a plate frame on a bumper (``_framed``, ``_mounting``). With
     probability ``edge_cut`` a snug crop's left or right side cuts 3–5.5 % into the plate,
-    into the edge character's outer part: tilted data-set crops are cut that tight.
+    into the edge character's outer part: tilted data-set crops are cut that tight. With
+    probability ``shear`` the plate is also sheared sideways (``SHEAR_MAX``), its
+    characters leaning as on a plate seen from the side.
     """
     ph, pw = plate.image.shape[:2]
     mx, my = int(pw * 0.25), int(ph * 0.5)
@@ -1205,6 +1215,9 @@ def place(
         c = dst.mean(axis=0)
         rot = np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]], np.float32)
         dst = (dst - c) @ rot.T + c
+    if shear and rng.random() < shear:
+        c = dst.mean(axis=0)
+        dst[:, 0] += rng.uniform(-SHEAR_MAX, SHEAR_MAX) * (dst[:, 1] - c[1])
     M = cv2.getPerspectiveTransform(src, dst.astype(np.float32))
     image = plate.image
     if frame and rng.random() < frame:
@@ -1289,16 +1302,21 @@ def augment(rng: random.Random, img: np.ndarray) -> np.ndarray:
 
 
 def sample(
-    rng: random.Random, cn_share: float = 0.5, edge_cut: float = 0.0, california: float = 0.0
+    rng: random.Random,
+    cn_share: float = 0.5,
+    edge_cut: float = 0.0,
+    california: float = 0.0,
+    shear: float = 0.0,
 ) -> tuple[np.ndarray, str, bool]:
     """One training sample: (BGR crop, label, two_row). ``edge_cut``: the share of snug
     Chinese crops cut into an edge character (``place``); ``california``: the share of US
-    plates drawn as California's (``render_us``). At 0 neither draws anything, so the
-    samples are those of the renderer before the options."""
+    plates drawn as California's (``render_us``); ``shear``: the share of Chinese plates
+    sheared sideways (``place``). At 0 none draws anything, so the samples are those of
+    the renderer before the options."""
     if rng.random() < cn_share:
         kind = rng.choices(CN_KINDS, weights=[40, 14, 8, 14, 5, 7, 5])[0]
         plate = render_cn(rng, kind)
-        crop = place(rng, plate, tight=0.08, snug=0.65, edge_cut=edge_cut)
+        crop = place(rng, plate, tight=0.08, snug=0.65, edge_cut=edge_cut, shear=shear)
     else:
         plate = render_us(rng, california=california)
         crop = place(rng, plate, tight=0.15, snug=0.5, frame=0.5)
