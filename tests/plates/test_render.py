@@ -353,6 +353,42 @@ def test_edge_cut_crops_cut_into_a_side_of_the_plate() -> None:
     assert off.getstate() != on.getstate()
 
 
+def test_sheared_plates_lean_and_shear_off_draws_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    plate = render.render_cn(random.Random(5), "blue", "皖A12345")
+    quads: list[np.ndarray] = []
+    transform = render.cv2.getPerspectiveTransform
+
+    def spy(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        quads.append(dst.copy())
+        return transform(src, dst)
+
+    monkeypatch.setattr(render.cv2, "getPerspectiveTransform", spy)
+
+    def median_lean(shear: float) -> float:
+        """How far the plate's sides lean (x per y), the median over 40 placements."""
+        quads.clear()
+        for seed in range(40):
+            render.place(random.Random(seed), plate, tight=0.08, snug=1.0, shear=shear)
+        return float(
+            np.median(
+                [
+                    abs((q[0, 0] - q[3, 0]) / (q[3, 1] - q[0, 1]))
+                    + abs((q[1, 0] - q[2, 0]) / (q[2, 1] - q[1, 1]))
+                    for q in quads
+                ]
+            )
+            / 2
+        )
+
+    # rotation and perspective jitter alone lean a snug crop's plate a little
+    assert median_lean(0.0) < 0.1
+    assert median_lean(1.0) > 0.2
+    off, on = random.Random(11), random.Random(11)
+    render.place(off, plate, tight=0.08, snug=1.0, shear=0.0)
+    render.place(on, plate, tight=0.08, snug=1.0, shear=1e-9)
+    assert off.getstate() != on.getstate()
+
+
 def test_california_plates_have_its_serial_colours_and_glyphs(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
