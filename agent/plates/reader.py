@@ -35,6 +35,7 @@ from agent.plates.ocr import (
     fuse_readings,
     group_script,
 )
+from agent.plates.preprocess import lean, upright
 from agent.plates.voting import PlateRead
 
 Image = npt.NDArray[Any]
@@ -61,6 +62,15 @@ clock at the border reads as surely as a plate, so it does not count. On the tol
 frames (whole frame) that took the crops read per frame (``read_crop`` calls) from 29.9
 to 24.2; US dev scenes end to end unchanged (78.8 %, 75.2 % with both countries; the
 drop-in 84.7 %, before 4/L were confusable), and their time per scene 61.9 -> 50.8 ms."""
+LEAN_MIN = 0.2
+"""A crop read as a Chinese plate whose characters lean by at least this much (x per y,
+``preprocess.lean``) is stood upright (``preprocess.upright``) and read again, variants and
+all, and that reading replaces the first. The models read a leaning plate one way and the
+same plate upright another, each as surely (a clear `M` as `Y` at 0.99): the data-set
+crops are cut around plates seen from the side. Chinese dev crops (`countries` cn): 87.7 ->
+89.3 %, the letters and digits after the province 93.7 -> 95.3 % right (88.7 % at 0.1 and
+0.15). Latin plates are left as read: standing the US crops upright changed none of their
+readings, and lost one scene's GT crop and two scenes end to end."""
 CANDIDATE_FLOOR = 0.5
 """A candidate whose first margin reads below this is dropped without reading the others.
 Most of the localiser's candidates are not plates; on the toll-booth frames this took the
@@ -225,10 +235,35 @@ class PlateReader:
         confidence a reading must reach to be of use; a judged reading below it is
         returned without the expert's second read (it could only lower the confidence).
         ``plain=False``: leave out the crop as cut (its reading is already known), read only
-        the variants.
+        the variants. With ``variants``, a Chinese plate whose characters lean (``lean``,
+        at least ``LEAN_MIN``) is read again stood upright, and that reading is kept if it
+        is Chinese too (``LEAN_MIN``).
         """
         if image.size == 0 or image.shape[0] < 6 or image.shape[1] < 12:
             return None
+        read = self._read_text(image, variants, need, plain)
+        if variants and read is not None and is_chinese(read.text):
+            by = lean(image)
+            if abs(by) >= LEAN_MIN:
+                again = self._read_text(upright(image, by), variants, need, True)
+                if again is not None and is_chinese(again.text):
+                    read = again
+        if read is None:
+            return None
+        if is_chinese(read.text):  # colour and type for the reading kept, not every one weighed
+            read.colour = plate_colour(image) if image.ndim == 3 else ""
+            read.plate_type = cn_plate_type(read.text, read.colour)
+        if box is not None:
+            read.box = box
+        else:
+            read.box = (0, 0, int(image.shape[1]), int(image.shape[0]))
+        return read
+
+    def _read_text(
+        self, image: Image, variants: bool, need: float, plain: bool
+    ) -> PlateRead | None:
+        """``read_crop``'s reading of the crop as it stands (its variants', fused for a
+        Chinese plate), without colour and box."""
         crops = crop_variants(image) if variants else [(image, 0)]
         if not plain:
             crops = crops[1:]
@@ -255,13 +290,6 @@ class PlateReader:
         chinese = [(r, raw) for r, raw in best if is_chinese(r.text)]
         if is_chinese(read.text) and len(chinese) > 1:
             read = self._fuse_variants(chinese)
-        if is_chinese(read.text):  # colour and type for the reading kept, not every one weighed
-            read.colour = plate_colour(image) if image.ndim == 3 else ""
-            read.plate_type = cn_plate_type(read.text, read.colour)
-        if box is not None:
-            read.box = box
-        else:
-            read.box = (0, 0, int(image.shape[1]), int(image.shape[0]))
         return read
 
     def _best_of(self, results: list[OcrResult]) -> tuple[PlateRead, OcrResult]:
