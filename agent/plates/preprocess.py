@@ -56,7 +56,7 @@ _LEAN_OVERSAMPLE = 2
 
 def lean(crop: Image) -> float:
     """How far a crop's characters lean sideways, in x per y at the crop's own scale
-    (positive: the top leans left).
+    (positive: the top leans right, as italics do).
 
     The lean is the shear, of those in ``LEANS``, that lines the characters' vertical
     strokes up best: its column sums of horizontal gradient are the most peaked (the

@@ -237,7 +237,7 @@ class PlateReader:
         ``plain=False``: leave out the crop as cut (its reading is already known), read only
         the variants. With ``variants``, a Chinese plate whose characters lean (``lean``,
         at least ``LEAN_MIN``) is read again stood upright, and that reading is kept if it
-        is Chinese too (``LEAN_MIN``).
+        is Chinese too.
         """
         if image.size == 0 or image.shape[0] < 6 or image.shape[1] < 12:
             return None
