@@ -35,17 +35,17 @@ CHAR_INDEX = {c: i + 1 for i, c in enumerate(ALPHABET)}
 
 
 def _render_chunk(
-    args: tuple[int, int, int, float, float, float, float],
+    args: tuple[int, int, int, float, float, float, float, float],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     from training.render import sample
 
-    seed, chunk, n, cn_share, edge_cut, california, shear = args
+    seed, chunk, n, cn_share, edge_cut, california, shear, level_cut = args
     rng = random.Random(seed * 1_000_003 + chunk)
     xs = np.zeros((n, OCR_HEIGHT, OCR_WIDTH), np.uint8)
     ys = np.zeros((n, MAX_LABEL), np.int32)
     lens = np.zeros((n,), np.int32)
     for i in range(n):
-        img, text, two_row = sample(rng, cn_share, edge_cut, california, shear)
+        img, text, two_row = sample(rng, cn_share, edge_cut, california, shear, level_cut)
         xs[i] = ocr_input(img, two_row=two_row)
         ids = [CHAR_INDEX[c] for c in text][:MAX_LABEL]
         ys[i, : len(ids)] = ids
@@ -62,9 +62,10 @@ def render_dataset(
     edge_cut: float = 0.0,
     california: float = 0.0,
     shear: float = 0.0,
+    level_cut: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     jobs = [
-        (seed, c, min(chunk, n - c * chunk), cn_share, edge_cut, california, shear)
+        (seed, c, min(chunk, n - c * chunk), cn_share, edge_cut, california, shear, level_cut)
         for c in range((n + chunk - 1) // chunk)
     ]
     with mp.get_context("fork").Pool(workers) as pool:
@@ -208,7 +209,12 @@ def train(args: argparse.Namespace) -> None:
     tf = configured_tensorflow(args.seed, args.threads)
 
     t0 = time.time()
-    mix = {"edge_cut": args.edge_cut, "california": args.california, "shear": args.shear}
+    mix = {
+        "edge_cut": args.edge_cut,
+        "california": args.california,
+        "shear": args.shear,
+        "level_cut": args.level_cut,
+    }
     xs, ys, lens = render_dataset(args.seed, args.samples, args.workers, args.cn_share, **mix)
     xv, yv, lv = render_dataset(
         args.seed + 7919, args.val_samples, args.workers, args.cn_share, **mix
@@ -354,6 +360,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--shear", type=float, default=0.0,
         help="share of Chinese plates sheared sideways, leaning (default 0: none)",
+    )
+    p.add_argument(
+        "--level-cut", type=float, default=0.0,
+        help="share of snug Chinese crops of a turned plate cut level to its own height "
+        "(default 0: none)",
     )
     p.add_argument("--name", default="outpost-plate-ocr", help="model name (file and manifest)")
     p.add_argument(

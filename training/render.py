@@ -1171,6 +1171,10 @@ models read such a plate one way upright and another leaning (a clear `M` as `Y`
 0.99). The perspective jitter alone leans snug crops by a few hundredths."""
 
 
+LEVEL_CUT_TILT = 12.0
+"""The most a ``level_cut`` crop's plate is turned (degrees), besides ``place``'s own tilt."""
+
+
 def place(
     rng: random.Random,
     plate: Plate,
@@ -1180,6 +1184,7 @@ def place(
     frame: float = 0.0,
     edge_cut: float = 0.0,
     shear: float = 0.0,
+    level_cut: float = 0.0,
 ) -> np.ndarray:
     """Warp the plate with a random perspective onto a background; crop around it.
 
@@ -1192,7 +1197,10 @@ def place(
     probability ``edge_cut`` a snug crop's left or right side cuts 3–5.5 % into the plate,
     into the edge character's outer part: tilted data-set crops are cut that tight. With
     probability ``shear`` the plate is also sheared sideways (``SHEAR_MAX``), its
-    characters leaning as on a plate seen from the side.
+    characters leaning as on a plate seen from the side. With probability ``level_cut`` a
+    snug crop's plate is turned by up to ``LEVEL_CUT_TILT`` degrees more and the crop is cut
+    level to the plate's own height at its middle, not to the turned plate's box, so that
+    the ends' characters lose a corner above or below, as turned data-set crops do.
     """
     ph, pw = plate.image.shape[:2]
     mx, my = int(pw * 0.25), int(ph * 0.5)
@@ -1218,6 +1226,12 @@ def place(
     if shear and rng.random() < shear:
         c = dst.mean(axis=0)
         dst[:, 0] += rng.uniform(-SHEAR_MAX, SHEAR_MAX) * (dst[:, 1] - c[1])
+    level = is_snug and level_cut and rng.random() < level_cut
+    if level:
+        ang = np.deg2rad(rng.uniform(-LEVEL_CUT_TILT, LEVEL_CUT_TILT))
+        c = dst.mean(axis=0)
+        rot = np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]], np.float32)
+        dst = (dst - c) @ rot.T + c
     M = cv2.getPerspectiveTransform(src, dst.astype(np.float32))
     image = plate.image
     if frame and rng.random() < frame:
@@ -1229,6 +1243,8 @@ def place(
     warped = cv2.warpPerspective(image, M, (W, H))
     x0, y0 = dst[:, 0].min(), dst[:, 1].min()
     x1, y1 = dst[:, 0].max(), dst[:, 1].max()
+    if level:  # the plate's own top and bottom at its middle
+        y0, y1 = (dst[0, 1] + dst[1, 1]) / 2, (dst[2, 1] + dst[3, 1]) / 2
     bw, bh = x1 - x0, y1 - y0
     if is_snug:
         mxl, mxr = (rng.uniform(-0.03, 0.03) * bw for _ in range(2))
@@ -1307,16 +1323,20 @@ def sample(
     edge_cut: float = 0.0,
     california: float = 0.0,
     shear: float = 0.0,
+    level_cut: float = 0.0,
 ) -> tuple[np.ndarray, str, bool]:
     """One training sample: (BGR crop, label, two_row). ``edge_cut``: the share of snug
     Chinese crops cut into an edge character (``place``); ``california``: the share of US
     plates drawn as California's (``render_us``); ``shear``: the share of Chinese plates
-    sheared sideways (``place``). At 0 none draws anything, so the samples are those of
-    the renderer before the options."""
+    sheared sideways, ``level_cut`` the share of snug Chinese crops cut level across a
+    turned plate (``place``). At 0 none draws anything, so the samples are those of the
+    renderer before the options."""
     if rng.random() < cn_share:
         kind = rng.choices(CN_KINDS, weights=[40, 14, 8, 14, 5, 7, 5])[0]
         plate = render_cn(rng, kind)
-        crop = place(rng, plate, tight=0.08, snug=0.65, edge_cut=edge_cut, shear=shear)
+        crop = place(
+            rng, plate, tight=0.08, snug=0.65, edge_cut=edge_cut, shear=shear, level_cut=level_cut
+        )
     else:
         plate = render_us(rng, california=california)
         crop = place(rng, plate, tight=0.15, snug=0.5, frame=0.5)

@@ -77,7 +77,7 @@ def test_training_chunks_are_reproducible_from_the_seed() -> None:
     from training.plates import _render_chunk
 
     def digest(seed: int) -> str:
-        xs, ys, lens = _render_chunk((seed, 0, 12, 0.5, 0.0, 0.0, 0.0))
+        xs, ys, lens = _render_chunk((seed, 0, 12, 0.5, 0.0, 0.0, 0.0, 0.0))
         return hashlib.sha256(xs.tobytes() + ys.tobytes() + lens.tobytes()).hexdigest()
 
     assert digest(1) == digest(1)
@@ -386,6 +386,26 @@ def test_sheared_plates_lean_and_shear_off_draws_nothing(monkeypatch: pytest.Mon
     off, on = random.Random(11), random.Random(11)
     render.place(off, plate, tight=0.08, snug=1.0, shear=0.0)
     render.place(on, plate, tight=0.08, snug=1.0, shear=1e-9)
+    assert off.getstate() != on.getstate()
+
+
+def test_level_cut_crops_are_cut_to_the_turned_plates_own_height() -> None:
+    plate = render.render_cn(random.Random(5), "blue", "皖A12345")
+    aspect = plate.image.shape[0] / plate.image.shape[1]
+
+    def median_aspect(level_cut: float) -> float:
+        shapes = [
+            render.place(random.Random(s), plate, tight=0.08, snug=1.0, level_cut=level_cut).shape
+            for s in range(30)
+        ]
+        return float(np.median([h / w for h, w, _ in shapes]))
+
+    # a turned plate's own box is taller than the plate; cut level, the crop is not
+    # (measured 0.334 and 0.287 against the plate's 0.318)
+    assert median_aspect(0.0) > aspect > median_aspect(1.0) + 0.02
+    off, on = random.Random(11), random.Random(11)
+    render.place(off, plate, tight=0.08, snug=1.0, level_cut=0.0)
+    render.place(on, plate, tight=0.08, snug=1.0, level_cut=1e-9)
     assert off.getstate() != on.getstate()
 
 
