@@ -469,6 +469,23 @@ def test_dev_set_floor(folder: str) -> None:
     assert ok / len(samples) >= floor
 
 
+def _cn_dev_crops() -> list[tuple[np.ndarray, str]]:
+    import cv2
+
+    return [
+        (cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_COLOR), plate)
+        for path, plate in _crops(DEV / "lprnet-cn-crops", 300)
+    ]
+
+
+def _right_with_variants(reader: PlateReader, crops: list[tuple[np.ndarray, str]]) -> int:
+    """How many crops ``reader`` reads right with the crop variants."""
+    return sum(
+        normalise(reader.read_crop(img, variants=True).text) == normalise(plate)  # type: ignore[union-attr]
+        for img, plate in crops
+    )
+
+
 @needs_dev
 def test_chinese_crop_variants_are_fused_character_by_character(
     monkeypatch: pytest.MonkeyPatch,
@@ -479,21 +496,9 @@ def test_chinese_crop_variants_are_fused_character_by_character(
     crops are also read upright)."""
     import cv2
 
-    from agent.plates.reader import PlateReader
-
     reader = _reader(countries=["cn"])
-    crops = [
-        (cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_COLOR), plate)
-        for path, plate in _crops(DEV / "lprnet-cn-crops", 300)
-    ]
-
-    def right() -> int:
-        return sum(
-            normalise(reader.read_crop(img, variants=True).text) == normalise(plate)  # type: ignore[union-attr]
-            for img, plate in crops
-        )
-
-    fused = right()
+    crops = _cn_dev_crops()
+    fused = _right_with_variants(reader, crops)
     monkeypatch.setattr(
         PlateReader,
         "_fuse_variants",
@@ -501,7 +506,7 @@ def test_chinese_crop_variants_are_fused_character_by_character(
             (r for r, _ in reads), key=lambda r: (r.format is not None, r.confidence)
         ),
     )
-    assert fused >= 255 and fused >= right() + 3
+    assert fused >= 255 and fused >= _right_with_variants(reader, crops) + 3
 
     # Latin plates' lengths vary between variants: their readings are never fused
     def no_fusion(*_: object) -> None:
@@ -562,25 +567,13 @@ def test_a_leaning_chinese_reading_is_read_again_upright(monkeypatch: pytest.Mon
 def test_leaning_chinese_dev_crops_read_better_upright(monkeypatch: pytest.MonkeyPatch) -> None:
     """The Chinese dev crops with the variants: standing the leaning ones upright reads more
     plates right (measured 268 against 263 of 300)."""
-    import cv2
-
     import agent.plates.reader as reader_module
 
     reader = _reader(countries=["cn"])
-    crops = [
-        (cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_COLOR), plate)
-        for path, plate in _crops(DEV / "lprnet-cn-crops", 300)
-    ]
-
-    def right() -> int:
-        return sum(
-            normalise(reader.read_crop(img, variants=True).text) == normalise(plate)  # type: ignore[union-attr]
-            for img, plate in crops
-        )
-
-    stood = right()
+    crops = _cn_dev_crops()
+    stood = _right_with_variants(reader, crops)
     monkeypatch.setattr(reader_module, "LEAN_MIN", float("inf"))
-    assert stood >= 263 and stood >= right() + 3
+    assert stood >= 263 and stood >= _right_with_variants(reader, crops) + 3
 
 
 def test_refit_box_cuts_to_the_text_and_reaches_past_a_side_it_touches() -> None:
