@@ -79,7 +79,10 @@ def lean(crop: Image) -> float:
     )
     weights = np.broadcast_to(gx, index.shape)
     columns = np.bincount(index.ravel(), weights.ravel(), len(LEANS) * span)
-    best = LEANS[int(np.argmax((columns.reshape(len(LEANS), span) ** 2).sum(axis=1)))]
+    peaked = (columns.reshape(len(LEANS), span) ** 2).sum(axis=1)
+    # of equal scores (a blank crop's are all 0) the smallest lean: none rather than -0.5
+    nearest = np.argsort(np.abs(LEANS), kind="stable")
+    best = LEANS[nearest[int(np.argmax(peaked[nearest]))]]
     h, w = crop.shape[:2]
     return float(best * (w / w0) / (h / h0))
 

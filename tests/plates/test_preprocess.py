@@ -18,6 +18,9 @@ def _plate(width: int = 188, height: int = 48) -> np.ndarray:
 
 def test_an_upright_plate_does_not_lean() -> None:
     assert abs(lean(_plate())) < 0.06
+    # nothing to line up: a blank crop, gray or colour, does not lean either
+    assert lean(np.full((24, 94), 90, np.uint8)) == 0.0
+    assert lean(np.full((24, 94, 3), 90, np.uint8)) == 0.0
 
 
 @pytest.mark.parametrize("by", [-0.35, -0.2, 0.2, 0.35])
