@@ -1175,6 +1175,14 @@ LEVEL_CUT_TILT = 12.0
 """The most a ``level_cut`` crop's plate is turned (degrees), besides ``place``'s own tilt."""
 
 
+def _turned(quad: np.ndarray, degrees: float) -> np.ndarray:
+    """``quad``'s corners turned in-plane by ``degrees`` about their mean."""
+    ang = np.deg2rad(degrees)
+    c = quad.mean(axis=0)
+    rot = np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]], np.float32)
+    return (quad - c) @ rot.T + c
+
+
 def place(
     rng: random.Random,
     plate: Plate,
@@ -1219,19 +1227,13 @@ def place(
     )
     if rng.random() < 0.5:  # in-plane rotation / shear, as in tilted CCPD crops
         lim = tilt * 0.6 if is_snug else tilt
-        ang = np.deg2rad(rng.uniform(-lim, lim))
-        c = dst.mean(axis=0)
-        rot = np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]], np.float32)
-        dst = (dst - c) @ rot.T + c
+        dst = _turned(dst, rng.uniform(-lim, lim))
     if shear and rng.random() < shear:
         c = dst.mean(axis=0)
         dst[:, 0] += rng.uniform(-SHEAR_MAX, SHEAR_MAX) * (dst[:, 1] - c[1])
     level = is_snug and level_cut and rng.random() < level_cut
     if level:
-        ang = np.deg2rad(rng.uniform(-LEVEL_CUT_TILT, LEVEL_CUT_TILT))
-        c = dst.mean(axis=0)
-        rot = np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]], np.float32)
-        dst = (dst - c) @ rot.T + c
+        dst = _turned(dst, rng.uniform(-LEVEL_CUT_TILT, LEVEL_CUT_TILT))
     M = cv2.getPerspectiveTransform(src, dst.astype(np.float32))
     image = plate.image
     if frame and rng.random() < frame:
