@@ -5,6 +5,7 @@ Shared by the trainer and the reader so that both see plates exactly the same wa
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import cv2
@@ -64,10 +65,26 @@ def lean(crop: Image) -> float:
     across, so a shear's row shifts are whole columns (4× read the dev crops no better).
     """
     w0, h0 = _LEAN_SIZE
-    k = _LEAN_OVERSAMPLE
-    gray = cv2.resize(to_gray(crop), (w0 * k, h0), interpolation=cv2.INTER_LINEAR)
+    gray = cv2.resize(to_gray(crop), (w0 * _LEAN_OVERSAMPLE, h0), interpolation=cv2.INTER_LINEAR)
     gx = np.abs(cv2.Sobel(gray.astype(np.float32), cv2.CV_32F, 1, 0, ksize=3))[_LEAN_ROWS]
-    width = gx.shape[1]
+    index, span, nearest = _lean_bins()
+    weights = np.broadcast_to(gx, index.shape)
+    columns = np.bincount(index.ravel(), weights.ravel(), len(LEANS) * span)
+    peaked = (columns.reshape(len(LEANS), span) ** 2).sum(axis=1)
+    best = LEANS[nearest[int(np.argmax(peaked[nearest]))]]
+    h, w = crop.shape[:2]
+    return float(best * (w / w0) / (h / h0))
+
+
+@functools.cache
+def _lean_bins() -> tuple[npt.NDArray[np.int64], int, npt.NDArray[np.int64]]:
+    """What ``lean`` works out from constants alone, once: for each lean, row and column
+    of the oversampled middle rows, the bin its gradient adds to (``(leans, rows,
+    columns)``, the leans' bins ``span`` apart); and the leans, smallest first, so that of
+    equal scores (a blank crop's are all 0) the smallest wins: none rather than -0.5."""
+    w0, h0 = _LEAN_SIZE
+    k = _LEAN_OVERSAMPLE
+    width = w0 * k
     ys = np.arange(_LEAN_ROWS.start, _LEAN_ROWS.stop) - h0 / 2
     reach = int(np.ceil(k * np.abs(LEANS).max() * np.abs(ys).max()))
     shift = np.rint(k * LEANS[:, None] * ys[None, :]).astype(np.int64) + reach  # (leans, rows)
@@ -77,14 +94,7 @@ def lean(crop: Image) -> float:
         + shift[:, :, None]
         + np.arange(width)[None, None, :]
     )
-    weights = np.broadcast_to(gx, index.shape)
-    columns = np.bincount(index.ravel(), weights.ravel(), len(LEANS) * span)
-    peaked = (columns.reshape(len(LEANS), span) ** 2).sum(axis=1)
-    # of equal scores (a blank crop's are all 0) the smallest lean: none rather than -0.5
-    nearest = np.argsort(np.abs(LEANS), kind="stable")
-    best = LEANS[nearest[int(np.argmax(peaked[nearest]))]]
-    h, w = crop.shape[:2]
-    return float(best * (w / w0) / (h / h0))
+    return index, span, np.argsort(np.abs(LEANS), kind="stable")
 
 
 def upright(crop: Image, by: float) -> Image:
