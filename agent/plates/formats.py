@@ -219,6 +219,29 @@ def _best_allowed(
     return None
 
 
+def ones_among_digits(text: str) -> str:
+    """``text`` with each ``I`` that stands between digits, or between a digit and an end
+    of the plate, read as ``1`` (``I4I0502`` -> ``1410502``).
+
+    US serials put letters in groups, not one alone among digits, and many states' `1` is
+    drawn as a bar like their `I`. In that place the US dev plates (crops and scenes) hold
+    `1` 239 times and `I` twice. An `I` between a letter and a digit is left alone (`1` 80
+    times, `I` 4). `O` and `Q` are left alone too: the models already read them as `0`
+    among digits, and a `Q` beside an `O` misread as `0` became a second `0` (`444NOQ`).
+    The swap needs no probability of `1` from the model (``PREFER_FLOOR``): with that floor
+    one of the five plates it mends on the US dev crops stayed `I`.
+    """
+    out = list(text)
+    for i, ch in enumerate(text):
+        if ch != "I" or len(text) < 2:
+            continue
+        left = i == 0 or text[i - 1].isdigit()
+        right = i == len(text) - 1 or text[i + 1].isdigit()
+        if left and right:
+            out[i] = "1"
+    return "".join(out)
+
+
 def normalise(text: str) -> str:
     """Upper-case, drop separators (spaces, dashes, dots, middle dots)."""
     return "".join(c for c in text.upper() if c.isalnum())

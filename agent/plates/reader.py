@@ -22,6 +22,7 @@ from agent.plates.formats import (
     PlateFormat,
     apply_format,
     is_chinese,
+    ones_among_digits,
 )
 from agent.plates.localise import Box, Candidate, crop, expand, locate
 from agent.plates.models import verify_ocr_model
@@ -314,11 +315,14 @@ class PlateReader:
 
     def _finish(self, result: OcrResult) -> PlateRead:
         """The reading fitted to the configured formats (colour and type: ``read_crop``)."""
-        if is_chinese(result.text):
+        text = result.text
+        if is_chinese(text):
             formats = self.formats.get("cn", [])
         else:
             formats = [f for k, fs in self.formats.items() if k != "cn" for f in fs]
-        fitted = apply_format(list(result.text), result.alternatives, formats)
+            if "us" in self.formats:
+                text = ones_among_digits(text)
+        fitted = apply_format(list(text), result.alternatives, formats)
         return PlateRead(
             text=fitted.text,
             confidence=result.confidence,

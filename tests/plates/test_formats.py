@@ -11,6 +11,7 @@ from agent.plates.formats import (
     fold,
     match_distance,
     normalise,
+    ones_among_digits,
     parse_template,
 )
 
@@ -131,3 +132,12 @@ def test_a_us_layout_never_swaps_what_the_model_did_not_see() -> None:
 def test_a_reading_that_fits_a_us_layout_is_named_by_it() -> None:
     got = apply_format(list("4PCI264"), _alts("4PCI264"), US)
     assert (got.text, got.format, got.substitutions) == ("4PCI264", "us-1abc234", 0)
+
+
+def test_an_i_among_digits_is_a_one() -> None:
+    assert ones_among_digits("I4I0502") == "1410502"  # at the start, and between digits
+    assert ones_among_digits("24704I") == "247041"  # at the end
+    assert ones_among_digits("I4CVI0") == "14CVI0"  # a letter on one side: left alone
+    assert ones_among_digits("QUILLS") == "QUILLS"
+    assert ones_among_digits("I") == "I"  # nothing beside it to tell
+    assert ones_among_digits("40O7Q1") == "40O7Q1"  # O and Q are left alone
