@@ -49,6 +49,44 @@ def test_ctc_span_runs_from_the_first_characters_frame_to_the_end_of_the_last() 
     assert r.span == pytest.approx((0.2, 0.9))
 
 
+def _reference_decode(probs: np.ndarray, alphabet: str, top_k: int = 4) -> tuple:
+    """Greedy CTC decoding written frame by frame: what ``ctc_decode`` must agree with."""
+    chars, confs, alts, prev, peak = [], [], [], 0, -1
+    for t in range(len(probs)):
+        k = int(np.argmax(probs[t]))
+        if k and k != prev:
+            chars.append(alphabet[k - 1])
+            confs.append(float(probs[t, k]))
+            peak = t
+        elif k and k == prev and probs[t, k] > confs[-1]:
+            confs[-1], peak = float(probs[t, k]), t
+        if k and (k != prev or peak == t):
+            order = [int(j) for j in np.argsort(probs[peak])[::-1][: top_k + 1] if j]
+            cands = {alphabet[j - 1]: float(probs[peak, j]) for j in order}
+            alts[len(chars) - 1 :] = [cands]
+        prev = k
+    return "".join(chars), confs, alts
+
+
+def test_ctc_decode_agrees_with_a_frame_by_frame_decoder() -> None:
+    """Random outputs, half of them on a coarse grid so that probabilities tie (as int8
+    outputs do): same text, peaks' confidences and candidates."""
+    rng = np.random.default_rng(7)
+    alphabet = "0123456789ABCDEFGHIJ"
+    for i in range(300):
+        probs = rng.random((32, len(alphabet) + 1)).astype(np.float32)
+        if i % 2:
+            probs = np.round(probs * 4) / 4
+        probs[:, 0] += rng.choice([0.0, 0.5], size=32)  # blanks between some characters
+        got = ctc_decode(probs, alphabet)
+        assert (got.text, got.char_confidences, got.alternatives) == _reference_decode(
+            probs, alphabet
+        )
+        if got.text:
+            mean = np.prod(got.char_confidences) ** (1 / len(got.text))
+            assert got.confidence == pytest.approx(mean)
+
+
 def _reading(
     text: str, alts: list[dict[str, float]], span: tuple[float, float] = (0.1, 0.9)
 ) -> OcrResult:
