@@ -289,15 +289,32 @@ class PlateReader:
             best.append((one, raw))
         read = max((r for r, _ in best), key=lambda r: (r.format is not None, r.confidence))
         chinese = [(r, raw) for r, raw in best if is_chinese(r.text)]
+        if not is_chinese(read.text) and any(
+            r.format is not None and r.text[1:] == read.text for r, _ in chinese
+        ):
+            # a variant that cut the province off read the rest as a Latin plate, more
+            # surely than the variants that kept it read the whole
+            read = max((r for r, _ in chinese), key=lambda r: (r.format is not None, r.confidence))
         if is_chinese(read.text) and len(chinese) > 1:
             read = self._fuse_variants(chinese)
         return read
 
     def _best_of(self, results: list[OcrResult]) -> tuple[PlateRead, OcrResult]:
         """The country reading whose path is most probable, and the OCR result it came
-        from; one that fits a configured format beats one that does not."""
+        from; one that fits a configured format beats one that does not.
+
+        A Chinese reading whose text after the province is a Latin reading of the same
+        crop that fits a format counts as fitting too: the two read the same characters,
+        and the path tells whether a province stands before them (a Chinese plate read
+        one character short, ``皖A7704``, is no Chinese format, but ``A7704`` is a US one).
+        """
         reads = [(self._finish(r), r) for r in results]
-        return max(reads, key=lambda rr: (rr[0].format is not None, rr[1].path_score))
+        latin = {r.text for r, _ in reads if r.format is not None and not is_chinese(r.text)}
+
+        def fits(read: PlateRead) -> bool:
+            return read.format is not None or (is_chinese(read.text) and read.text[1:] in latin)
+
+        return max(reads, key=lambda rr: (fits(rr[0]), rr[1].path_score))
 
     def _fuse_variants(self, reads: list[tuple[PlateRead, OcrResult]]) -> PlateRead:
         """One reading of a Chinese plate from its crop variants' readings, fused character
