@@ -175,6 +175,20 @@ def refit_box(box: Box, span: tuple[float, float], chars: int, shape: tuple[int,
     return (left, y, max(right - left, 1), h)
 
 
+def _surest(reads: Sequence[tuple[PlateRead, OcrResult]]) -> PlateRead:
+    """Of a crop's variants' Latin readings, one that fits a format before one that does
+    not, then the one its own model read most surely (``OcrResult.confidence``).
+
+    With both countries a reading's confidence is capped by the judge's: that is for
+    ``min_confidence`` to weigh, and for choosing the script (a Latin reading of a Chinese
+    plate can be surer to the Latin models than the Chinese one to the joint ones). Chosen
+    by the capped confidence, the US dev crops read 86.4 % and the scenes' GT crops 80.2 %
+    with both countries, against 87.0 and 82.4 % with US plates alone; by the model's own,
+    as with US plates alone. Choosing every variant so, Chinese ones too, lost two Chinese
+    crops to Latin readings (`AJU21`)."""
+    return max(reads, key=lambda rr: (rr[0].format is not None, rr[1].confidence))[0]
+
+
 class PlateReader:
     """OCR plus plate rules: turns pixels into ``PlateRead`` values."""
 
@@ -295,7 +309,9 @@ class PlateReader:
             # a variant that cut the province off read the rest as a Latin plate, more
             # surely than the variants that kept it read the whole
             read = max((r for r, _ in chinese), key=lambda r: (r.format is not None, r.confidence))
-        if is_chinese(read.text) and len(chinese) > 1:
+        if not is_chinese(read.text):
+            read = _surest([(r, raw) for r, raw in best if not is_chinese(r.text)])
+        elif len(chinese) > 1:
             read = self._fuse_variants(chinese)
         return read
 
