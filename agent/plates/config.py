@@ -24,8 +24,8 @@ DEFAULT_OCR_MODELS = (
     "outpost-plate-ocr-latin-b-int8",
     "outpost-plate-ocr-latin-c-int8",
     "outpost-plate-ocr-int8",
-    "outpost-plate-ocr-b-int8",
     "outpost-plate-ocr-d-int8",
+    "outpost-plate-ocr-e-int8",
 )
 """The three Latin models read Latin plates together (their readings fused); the three joint
 models, listed after them, read the Chinese ones together, and the first of them judges

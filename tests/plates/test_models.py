@@ -57,9 +57,9 @@ def _reader(names: list[str] | None = None, countries: list[str] | None = None) 
 
 
 FLOAT_MODELS = [n.removesuffix("-int8") for n in DEFAULT_OCR_MODELS]
-LATIN, LATIN_B, LATIN_C, JOINT, JOINT_B, JOINT_D = DEFAULT_OCR_MODELS
+LATIN, LATIN_B, LATIN_C, JOINT, JOINT_D, JOINT_E = DEFAULT_OCR_MODELS
 LATINS = f"{LATIN}+{LATIN_B}+{LATIN_C}"
-JOINTS = f"{JOINT}+{JOINT_B}+{JOINT_D}"
+JOINTS = f"{JOINT}+{JOINT_D}+{JOINT_E}"
 
 
 @pytest.mark.parametrize("name", [*DEFAULT_OCR_MODELS, *FLOAT_MODELS])
@@ -75,7 +75,7 @@ def test_manifest_matches_files(name: str) -> None:
 def test_only_the_models_the_countries_need_are_loaded() -> None:
     only_cn = load_ocr(_cfg(countries=["cn"]))
     assert isinstance(only_cn, FusedOcr)
-    assert [o.name for o in only_cn.parts] == [JOINT, JOINT_B, JOINT_D]
+    assert [o.name for o in only_cn.parts] == [JOINT, JOINT_D, JOINT_E]
     only_us = load_ocr(_cfg(countries=["us"]))
     assert isinstance(only_us, FusedOcr)
     assert [o.name for o in only_us.parts] == [LATIN, LATIN_B, LATIN_C]
@@ -193,7 +193,7 @@ def test_the_fused_models_share_one_preprocessed_input(monkeypatch: pytest.Monke
     latin.read_candidates(wide)
     assert made == [False]
     made.clear()
-    chinese = load_ocr(_cfg(names=[JOINT, JOINT_B, JOINT_D], countries=["cn"]))
+    chinese = load_ocr(_cfg(names=[JOINT, JOINT_D, JOINT_E], countries=["cn"]))
     assert isinstance(chinese, FusedOcr)
     chinese.read_candidates(_first_dev_cn_crop()[:, :60])  # narrow: also read unfolded
     assert made == [False, True]
@@ -498,9 +498,9 @@ def test_chinese_crop_variants_are_fused_character_by_character(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The Chinese dev crops read with the crop variants: fused character by character they
-    read more plates right than the most confident variant alone (measured 263 and 257 of
-    300; mostly the province, which each variant was unsure of; 268 and 263 since leaning
-    crops are also read upright)."""
+    read no fewer plates right than the most confident variant alone (measured 263 and 257
+    of 300 with runs A, J and M, mostly the province, which each variant was unsure of; 268
+    and 263 since leaning crops are also read upright; 273 and 272 with runs A, M and W)."""
     import cv2
 
     reader = _reader(countries=["cn"])
@@ -513,7 +513,7 @@ def test_chinese_crop_variants_are_fused_character_by_character(
             (r for r, _ in reads), key=lambda r: (r.format is not None, r.confidence)
         ),
     )
-    assert fused >= 255 and fused >= _right_with_variants(reader, crops) + 3
+    assert fused >= 270 and fused >= _right_with_variants(reader, crops)
 
     # Latin plates' lengths vary between variants: their readings are never fused
     def no_fusion(*_: object) -> None:
@@ -573,14 +573,15 @@ def test_a_leaning_chinese_reading_is_read_again_upright(monkeypatch: pytest.Mon
 @needs_dev
 def test_leaning_chinese_dev_crops_read_better_upright(monkeypatch: pytest.MonkeyPatch) -> None:
     """The Chinese dev crops with the variants: standing the leaning ones upright reads more
-    plates right (measured 268 against 263 of 300)."""
+    plates right (measured 268 against 263 of 300 with runs A, J and M; 273 against 263
+    with runs A, M and W)."""
     import agent.plates.reader as reader_module
 
     reader = _reader(countries=["cn"])
     crops = _dev_crops()
     stood = _right_with_variants(reader, crops)
     monkeypatch.setattr(reader_module, "LEAN_MIN", float("inf"))
-    assert stood >= 263 and stood >= _right_with_variants(reader, crops) + 3
+    assert stood >= 270 and stood >= _right_with_variants(reader, crops) + 5
 
 
 def test_a_us_reading_takes_1_for_an_i_among_digits() -> None:
@@ -695,10 +696,10 @@ def test_us_dev_crops_read_as_well_with_both_countries() -> None:
 @needs_dev
 def test_chinese_dev_crops_read_as_well_with_both_countries() -> None:
     """With both countries configured, the Chinese dev crops (variants) read nearly as
-    well as with Chinese plates alone (measured 267 and 268 of 300; before the two rules
-    above, 259)."""
+    well as with Chinese plates alone (measured 269 and 273 of 300 with runs A, M and W;
+    267 and 268 with A, J and M, and 259 with both countries before the two rules above)."""
     crops = _dev_crops()
-    assert _right_with_variants(_reader(countries=["cn", "us"]), crops) >= 264
+    assert _right_with_variants(_reader(countries=["cn", "us"]), crops) >= 266
 
 
 def test_refit_box_cuts_to_the_text_and_reaches_past_a_side_it_touches() -> None:
