@@ -231,9 +231,11 @@ def ones_among_digits(text: str) -> str:
     The swap needs no probability of `1` from the model (``PREFER_FLOOR``): with that floor
     one of the five plates it mends on the US dev crops stayed `I`.
     """
+    if len(text) < 2:
+        return text
     out = list(text)
     for i, ch in enumerate(text):
-        if ch != "I" or len(text) < 2:
+        if ch != "I":
             continue
         left = i == 0 or text[i - 1].isdigit()
         right = i == len(text) - 1 or text[i + 1].isdigit()
