@@ -175,6 +175,13 @@ def refit_box(box: Box, span: tuple[float, float], chars: int, shape: tuple[int,
     return (left, y, max(right - left, 1), h)
 
 
+def _capped(read: PlateRead) -> tuple[bool, float]:
+    """How a crop's variants' readings are first weighed: one that fits a format before one
+    that does not, then the confidence as read (with both countries, capped at the
+    judge's)."""
+    return read.format is not None, read.confidence
+
+
 def _surest(reads: Sequence[tuple[PlateRead, OcrResult]]) -> PlateRead:
     """Of a crop's variants' Latin readings, one that fits a format before one that does
     not, then the one its own model read most surely (``OcrResult.confidence``).
@@ -301,14 +308,14 @@ class PlateReader:
                 cw = c.shape[1]
                 one.span = ((left + one.span[0] * cw) / width, (left + one.span[1] * cw) / width)
             best.append((one, raw))
-        read = max((r for r, _ in best), key=lambda r: (r.format is not None, r.confidence))
+        read = max((r for r, _ in best), key=_capped)
         chinese = [(r, raw) for r, raw in best if is_chinese(r.text)]
         if not is_chinese(read.text) and any(
             r.format is not None and r.text[1:] == read.text for r, _ in chinese
         ):
             # a variant that cut the province off read the rest as a Latin plate, more
             # surely than the variants that kept it read the whole
-            read = max((r for r, _ in chinese), key=lambda r: (r.format is not None, r.confidence))
+            read = max((r for r, _ in chinese), key=_capped)
         if not is_chinese(read.text):
             read = _surest([(r, raw) for r, raw in best if not is_chinese(r.text)])
         elif len(chinese) > 1:

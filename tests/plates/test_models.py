@@ -584,11 +584,15 @@ def test_leaning_chinese_dev_crops_read_better_upright(monkeypatch: pytest.Monke
     assert stood >= 270 and stood >= _right_with_variants(reader, crops) + 5
 
 
+def _raw(text: str, path: float = -0.1, conf: float = 0.95) -> OcrResult:
+    return OcrResult(text, conf, [conf] * len(text), [{c: conf} for c in text], path)
+
+
 def test_a_us_reading_takes_1_for_an_i_among_digits() -> None:
     """With US plates configured, a Latin reading's `I` between digits (or a digit and an
     end) is a `1`; Chinese readings, and Latin ones without US formats, are left alone."""
     def finish(reader: PlateReader, text: str) -> str:
-        return reader._finish(OcrResult(text, 0.99, [0.99] * len(text), [{}] * len(text))).text
+        return reader._finish(_raw(text)).text
 
     us = _reader(countries=["cn", "us"])
     assert finish(us, "I4I0502") == "1410502"
@@ -609,10 +613,6 @@ def test_us_dev_crops_read_better_with_ones_among_digits(monkeypatch: pytest.Mon
     ones = _right_with_variants(reader, crops)
     monkeypatch.setattr(reader_module, "ones_among_digits", lambda text: text)
     assert ones >= 650 and ones >= _right_with_variants(reader, crops) + 3
-
-
-def _raw(text: str, path: float = -0.1, conf: float = 0.95) -> OcrResult:
-    return OcrResult(text, conf, [conf] * len(text), [{c: conf} for c in text], path)
 
 
 def test_a_chinese_reading_with_a_province_before_a_latin_one_is_weighed_by_its_path() -> None:
