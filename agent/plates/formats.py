@@ -29,7 +29,7 @@ CONFUSABLE: dict[str, str] = {
     "Q": "0O",
     "1": "IJLT7",
     "I": "1LJT",
-    "L": "1I4",
+    "L": "41I",
     "J": "1I",
     "T": "17I",
     "7": "T1",
@@ -242,6 +242,31 @@ def ones_among_digits(text: str) -> str:
         if left and right:
             out[i] = "1"
     return "".join(out)
+
+
+CALIFORNIA_LEAD = re.compile(r"[A-Z]{4}[0-9]{3}")
+"""Four letters and three digits: no US standard layout. None of the 973 US dev plates
+(crops and scenes) is written so, while 66 follow California's ``1ABC234``."""
+
+
+def digit_lead(text: str, alternatives: Sequence[dict[str, float]]) -> str:
+    """``text`` with its first letter read as a digit where the reading is four letters and
+    three digits (``CALIFORNIA_LEAD``) and that letter is a confusable of a digit:
+    ``LGLS168`` -> ``4GLS168``. Of the digits it may stand for, the one the model gave the
+    most probability there, else the first in ``CONFUSABLE``.
+
+    California's open `4` (upright left stroke, its top not closed) is read as `L` with
+    near certainty, so the model gives the `4` too little to pass ``PREFER_FLOOR``; the
+    layout itself says the first character is a digit.
+    """
+    if not CALIFORNIA_LEAD.fullmatch(text):
+        return text
+    digits = [c for c in CONFUSABLE.get(text[0], "") if c.isdigit()]
+    if not digits:
+        return text
+    alts = alternatives[0] if alternatives else {}
+    lead = max(digits, key=lambda d: (alts.get(d, 0.0), -digits.index(d)))
+    return lead + text[1:]
 
 
 def normalise(text: str) -> str:

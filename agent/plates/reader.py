@@ -21,6 +21,7 @@ from agent.plates.formats import (
     COUNTRY_FORMATS,
     PlateFormat,
     apply_format,
+    digit_lead,
     is_chinese,
     ones_among_digits,
 )
@@ -363,6 +364,12 @@ class PlateReader:
             if "us" in self.formats:
                 text = ones_among_digits(text)
         fitted = apply_format(list(text), result.alternatives, formats)
+        if "us" in self.formats and not is_chinese(text):
+            # a reading that no layout's swap could mend (``ABCZ345`` is mended to
+            # ``ABC2345`` first) may still want California's lead digit
+            led = digit_lead(fitted.text, result.alternatives)
+            if led != fitted.text:
+                fitted = apply_format(list(led), result.alternatives, formats)
         return PlateRead(
             text=fitted.text,
             confidence=result.confidence,

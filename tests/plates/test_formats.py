@@ -9,6 +9,7 @@ from agent.plates.formats import (
     COUNTRY_FORMATS,
     apply_format,
     fold,
+    digit_lead,
     match_distance,
     normalise,
     ones_among_digits,
@@ -141,3 +142,19 @@ def test_an_i_among_digits_is_a_one() -> None:
     assert ones_among_digits("QUILLS") == "QUILLS"
     assert ones_among_digits("I") == "I"  # nothing beside it to tell
     assert ones_among_digits("40O7Q1") == "40O7Q1"  # O and Q are left alone
+
+
+def test_four_letters_and_three_digits_lead_with_a_digit() -> None:
+    # California's open 4 read as L, with no probability left for the 4
+    assert digit_lead("LGLS168", _alts("LGLS168")) == "4GLS168"
+    # where the model gave a digit some probability, that digit
+    alts = _alts("LGLS168")
+    alts[0] = {"L": 0.9, "1": 0.05, "4": 0.01}
+    assert digit_lead("LGLS168", alts) == "1GLS168"
+    assert digit_lead("SNWV168", _alts("SNWV168")) == "5NWV168"
+    assert digit_lead("ZFAV033", []) == "2FAV033"  # no alternatives: the table's digit
+    # other shapes, and a first letter with no look-alike digit, are left alone
+    assert digit_lead("MXY4184", _alts("MXY4184")) == "MXY4184"
+    assert digit_lead("LGL168", _alts("LGL168")) == "LGL168"
+    assert digit_lead("LGLS1688", _alts("LGLS1688")) == "LGLS1688"
+    assert digit_lead("4GLS168", _alts("4GLS168")) == "4GLS168"
