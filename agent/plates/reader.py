@@ -24,6 +24,7 @@ from agent.plates.formats import (
     digit_lead,
     is_chinese,
     ones_among_digits,
+    twos_in_digit_runs,
 )
 from agent.plates.localise import Box, Candidate, crop, expand, locate
 from agent.plates.models import verify_ocr_model
@@ -362,7 +363,7 @@ class PlateReader:
         else:
             formats = [f for k, fs in self.formats.items() if k != "cn" for f in fs]
             if "us" in self.formats:
-                text = ones_among_digits(text)
+                text = twos_in_digit_runs(ones_among_digits(text))
         fitted = apply_format(list(text), result.alternatives, formats)
         if "us" in self.formats and not is_chinese(text):
             # a reading that no layout's swap could mend (``ABCZ345`` is mended to

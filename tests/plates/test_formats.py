@@ -14,6 +14,7 @@ from agent.plates.formats import (
     normalise,
     ones_among_digits,
     parse_template,
+    twos_in_digit_runs,
 )
 
 CN = COUNTRY_FORMATS["cn"]
@@ -142,6 +143,19 @@ def test_an_i_among_digits_is_a_one() -> None:
     assert ones_among_digits("QUILLS") == "QUILLS"
     assert ones_among_digits("I") == "I"  # nothing beside it to tell
     assert ones_among_digits("40O7Q1") == "40O7Q1"  # O and Q are left alone
+
+
+def test_a_z_inside_a_run_of_digits_is_a_two() -> None:
+    assert twos_in_digit_runs("R8Z0503") == "R820503"  # one digit before, four after
+    assert twos_in_digit_runs("AKS43Z9") == "AKS4329"
+    assert twos_in_digit_runs("71Z27Z5") == "7122725"  # every such Z
+    # a letter between single digits may be the layout's own
+    assert twos_in_digit_runs("KC4Z3X") == "KC4Z3X"
+    # a digit on one side only, or none: left alone
+    assert twos_in_digit_runs("CHT903Z") == "CHT903Z"
+    assert twos_in_digit_runs("Z123") == "Z123"
+    assert twos_in_digit_runs("WTCZ49") == "WTCZ49"
+    assert twos_in_digit_runs("") == ""
 
 
 def test_four_letters_and_three_digits_lead_with_a_digit() -> None:
