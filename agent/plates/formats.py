@@ -267,29 +267,33 @@ def twos_in_digit_runs(text: str) -> str:
     return "".join(out)
 
 
-CALIFORNIA_LEAD = re.compile(r"[A-Z]{4}[0-9]{3}")
+FOUR_LETTERS = re.compile(r"[A-Z]{4}[0-9]{3}")
 """Four letters and three digits: no US standard layout. None of the 973 US dev plates
-(crops and scenes) is written so, while 66 follow California's ``1ABC234``."""
+(crops and scenes) is written so, while 66 follow California's ``1ABC234`` and 92
+``ABC1234``."""
 
 
-def digit_lead(text: str, alternatives: Sequence[dict[str, float]]) -> str:
-    """``text`` with its first letter read as a digit where the reading is four letters and
-    three digits (``CALIFORNIA_LEAD``) and that letter is a confusable of a digit:
-    ``LGLS168`` -> ``4GLS168``. Of the digits it may stand for, the one the model gave the
-    most probability there, else the first in ``CONFUSABLE``.
+def mend_four_letters(text: str, alternatives: Sequence[dict[str, float]]) -> str:
+    """``text`` with one letter read as a digit where the reading is four letters and three
+    digits (``FOUR_LETTERS``): the first letter (California's ``1ABC234``: ``LGLS168`` ->
+    ``4GLS168``), or where that one looks like no digit, the fourth (``ABC1234``:
+    ``CLTD108`` -> ``CLT0108``). The letter must be a confusable of a digit; of the digits
+    it may stand for, the one the model gave the most probability there, else the first in
+    ``CONFUSABLE``.
 
     California's open `4` (upright left stroke, its top not closed) is read as `L` with
     near certainty, so the model gives the `4` too little to pass ``PREFER_FLOOR``; the
-    layout itself says the first character is a digit.
+    layouts themselves say which character is a digit.
     """
-    if not CALIFORNIA_LEAD.fullmatch(text):
+    if not FOUR_LETTERS.fullmatch(text):
         return text
-    digits = [c for c in CONFUSABLE.get(text[0], "") if c.isdigit()]
-    if not digits:
-        return text
-    alts = alternatives[0] if alternatives else {}
-    lead = max(digits, key=lambda d: (alts.get(d, 0.0), -digits.index(d)))
-    return lead + text[1:]
+    for i in (0, 3):
+        digits = [c for c in CONFUSABLE.get(text[i], "") if c.isdigit()]
+        if digits:
+            alts = alternatives[i] if i < len(alternatives) else {}
+            digit = max(digits, key=lambda d: (alts.get(d, 0.0), -digits.index(d)))
+            return text[:i] + digit + text[i + 1 :]
+    return text
 
 
 def normalise(text: str) -> str:

@@ -21,8 +21,8 @@ from agent.plates.formats import (
     COUNTRY_FORMATS,
     PlateFormat,
     apply_format,
-    digit_lead,
     is_chinese,
+    mend_four_letters,
     ones_among_digits,
     twos_in_digit_runs,
 )
@@ -367,10 +367,10 @@ class PlateReader:
         fitted = apply_format(list(text), result.alternatives, formats)
         if "us" in self.formats and not is_chinese(text):
             # a reading that no layout's swap could mend (``ABCZ345`` is mended to
-            # ``ABC2345`` first) may still want California's lead digit
-            led = digit_lead(fitted.text, result.alternatives)
-            if led != fitted.text:
-                fitted = apply_format(list(led), result.alternatives, formats)
+            # ``ABC2345`` first) may still be four letters, which no layout has
+            mended = mend_four_letters(fitted.text, result.alternatives)
+            if mended != fitted.text:
+                fitted = apply_format(list(mended), result.alternatives, formats)
         return PlateRead(
             text=fitted.text,
             confidence=result.confidence,

@@ -8,9 +8,9 @@ from agent.plates.formats import (
     ALPHABET,
     COUNTRY_FORMATS,
     apply_format,
-    digit_lead,
     fold,
     match_distance,
+    mend_four_letters,
     normalise,
     ones_among_digits,
     parse_template,
@@ -160,15 +160,18 @@ def test_a_z_inside_a_run_of_digits_is_a_two() -> None:
 
 def test_four_letters_and_three_digits_lead_with_a_digit() -> None:
     # California's open 4 read as L, with no probability left for the 4
-    assert digit_lead("LGLS168", _alts("LGLS168")) == "4GLS168"
+    assert mend_four_letters("LGLS168", _alts("LGLS168")) == "4GLS168"
     # where the model gave a digit some probability, that digit
     alts = _alts("LGLS168")
     alts[0] = {"L": 0.9, "1": 0.05, "4": 0.01}
-    assert digit_lead("LGLS168", alts) == "1GLS168"
-    assert digit_lead("SNWV168", _alts("SNWV168")) == "5NWV168"
-    assert digit_lead("ZFAV033", []) == "2FAV033"  # no alternatives: the table's digit
+    assert mend_four_letters("LGLS168", alts) == "1GLS168"
+    assert mend_four_letters("SNWV168", _alts("SNWV168")) == "5NWV168"
+    assert mend_four_letters("ZFAV033", []) == "2FAV033"  # no alternatives: the table's digit
     # other shapes, and a first letter with no look-alike digit, are left alone
-    assert digit_lead("MXY4184", _alts("MXY4184")) == "MXY4184"
-    assert digit_lead("LGL168", _alts("LGL168")) == "LGL168"
-    assert digit_lead("LGLS1688", _alts("LGLS1688")) == "LGLS1688"
-    assert digit_lead("4GLS168", _alts("4GLS168")) == "4GLS168"
+    # where the first letter looks like no digit, the fourth (ABC1234)
+    assert mend_four_letters("CLTD108", _alts("CLTD108")) == "CLT0108"
+    assert mend_four_letters("MXYW184", _alts("MXYW184")) == "MXYW184"  # neither: as read
+    assert mend_four_letters("MXY4184", _alts("MXY4184")) == "MXY4184"
+    assert mend_four_letters("LGL168", _alts("LGL168")) == "LGL168"
+    assert mend_four_letters("LGLS1688", _alts("LGLS1688")) == "LGLS1688"
+    assert mend_four_letters("4GLS168", _alts("4GLS168")) == "4GLS168"

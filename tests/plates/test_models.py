@@ -637,7 +637,7 @@ def test_us_dev_crops_read_better_with_twos_in_digit_runs(monkeypatch: pytest.Mo
 
 
 @needs_dev
-def test_us_dev_crops_read_better_with_digit_lead(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_us_dev_crops_read_better_with_mend_four_letters(monkeypatch: pytest.MonkeyPatch) -> None:
     """The US dev crops with the variants (measured 657 against 655 of 751 without the rule;
     the two it mends are California's open 4 read as L)."""
     import agent.plates.reader as reader_module
@@ -645,14 +645,14 @@ def test_us_dev_crops_read_better_with_digit_lead(monkeypatch: pytest.MonkeyPatc
     reader = _reader(countries=["us"])
     crops = _dev_crops("openalpr-us-crops", 751)
     led = _right_with_variants(reader, crops)
-    monkeypatch.setattr(reader_module, "digit_lead", lambda text, alternatives: text)
+    monkeypatch.setattr(reader_module, "mend_four_letters", lambda text, alternatives: text)
     assert led >= 654 and led >= _right_with_variants(reader, crops) + 2
 
 
 @needs_dev
 def test_us_dev_crops_read_better_with_ones_among_digits(monkeypatch: pytest.MonkeyPatch) -> None:
     """The US dev crops with the variants (measured 653 against 649 of 751 without the rule;
-    657 against 653 with ``digit_lead`` and ``twos_in_digit_runs``)."""
+    657 against 653 with ``mend_four_letters`` and ``twos_in_digit_runs``)."""
     import agent.plates.reader as reader_module
 
     reader = _reader(countries=["us"])
