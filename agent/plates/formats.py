@@ -267,6 +267,40 @@ def twos_in_digit_runs(text: str) -> str:
     return "".join(out)
 
 
+SERIAL_LETTERS = 2
+"""The most letters the five-character serial of an ordinary Chinese plate holds."""
+
+
+def serial_letters(text: str, alternatives: Sequence[dict[str, float]]) -> str:
+    """``text`` with letters of an ordinary Chinese plate's serial read as digits while it
+    holds more than ``SERIAL_LETTERS`` (``皖AJS96Y`` -> ``皖AJ596Y``): of the letters that
+    are confusables of a digit, first the one whose digit the model gave the most
+    probability, then the least sure letter.
+
+    Serials are allotted with at most two letters (the public self-selection rules for
+    ordinary plates); none of the 300 Chinese dev plates holds more. The models read a `5`
+    cut by the crop's edge as `S`, too surely for the format's own swaps, which only mend
+    a character the position does not allow.
+    """
+    if len(text) != 7 or not is_chinese(text):
+        return text
+    out = list(text)
+    while True:
+        letters = [i for i in range(2, 7) if out[i].isascii() and out[i].isalpha()]
+        if len(letters) <= SERIAL_LETTERS:
+            return "".join(out)
+        options = []
+        for i in letters:
+            alts = alternatives[i] if i < len(alternatives) else {}
+            for d in CONFUSABLE.get(out[i], ""):
+                if d.isdigit():
+                    options.append((alts.get(d, 0.0), -alts.get(out[i], 1.0), i, d))
+        if not options:
+            return "".join(out)
+        _, _, i, d = max(options)
+        out[i] = d
+
+
 FOUR_LETTERS = re.compile(r"[A-Z]{4}[0-9]{3}")
 """Four letters and three digits: no US standard layout. None of the 973 US dev plates
 (crops and scenes) is written so, while 66 follow California's ``1ABC234`` and 92

@@ -24,6 +24,7 @@ from agent.plates.formats import (
     is_chinese,
     mend_four_letters,
     ones_among_digits,
+    serial_letters,
     twos_in_digit_runs,
 )
 from agent.plates.localise import Box, Candidate, crop, expand, locate
@@ -360,6 +361,7 @@ class PlateReader:
         text = result.text
         if is_chinese(text):
             formats = self.formats.get("cn", [])
+            text = serial_letters(text, result.alternatives)
         else:
             formats = [f for k, fs in self.formats.items() if k != "cn" for f in fs]
             if "us" in self.formats:

@@ -14,6 +14,7 @@ from agent.plates.formats import (
     normalise,
     ones_among_digits,
     parse_template,
+    serial_letters,
     twos_in_digit_runs,
 )
 
@@ -143,6 +144,28 @@ def test_an_i_among_digits_is_a_one() -> None:
     assert ones_among_digits("QUILLS") == "QUILLS"
     assert ones_among_digits("I") == "I"  # nothing beside it to tell
     assert ones_among_digits("40O7Q1") == "40O7Q1"  # O and Q are left alone
+
+
+def test_a_chinese_serial_holds_at_most_two_letters() -> None:
+    assert serial_letters("皖AJS96Y", _alts("皖AJS96Y")) == "皖AJ596Y"  # S is the one like a digit
+    assert serial_letters("皖AJU21S", _alts("皖AJU21S")) == "皖AJU215"
+    # of two letters like digits: the one whose digit the model gave more
+    alts = _alts("皖ASB96Y")
+    alts[2] = {"S": 0.9, "5": 0.05}
+    alts[3] = {"B": 0.7, "8": 0.2}
+    assert serial_letters("皖ASB96Y", alts) == "皖AS896Y"
+    # without the model's word: the less sure letter
+    alts = [{c: 0.9} for c in "皖ASB96Y"]
+    alts[2] = {"S": 0.6}
+    assert serial_letters("皖ASB96Y", alts) == "皖A5B96Y"
+    # four letters: two of them become digits
+    assert serial_letters("皖AZSBG1", _alts("皖AZSBG1")).count("A") == 1
+    assert sum(c.isalpha() for c in serial_letters("皖AZSBG1", _alts("皖AZSBG1"))[2:]) == 2
+    # two letters, or letters like no digit, or no ordinary plate: as read
+    assert serial_letters("皖AJS961", _alts("皖AJS961")) == "皖AJS961"
+    assert serial_letters("皖AKWXY1", _alts("皖AKWXY1")) == "皖AKWXY1"
+    assert serial_letters("皖AD12345", _alts("皖AD12345")) == "皖AD12345"
+    assert serial_letters("ABS96YS", _alts("ABS96YS")) == "ABS96YS"
 
 
 def test_a_z_inside_a_run_of_digits_is_a_two() -> None:

@@ -616,6 +616,12 @@ def test_a_us_reading_of_four_letters_and_three_digits_leads_with_a_digit() -> N
     assert cn._finish(_raw("LGLS168")).text == "LGLS168"
 
 
+def test_a_chinese_reading_holds_at_most_two_serial_letters() -> None:
+    for countries in (["cn"], ["cn", "us"]):
+        read = _reader(countries=countries)._finish(_raw("皖AJS96Y"))
+        assert (read.text, read.format) == ("皖AJ596Y", "cn-ordinary")
+
+
 def test_a_us_reading_takes_2_for_a_z_inside_a_run_of_digits() -> None:
     us = _reader(countries=["us"])
     assert us._finish(_raw("R8Z0503")).text == "R820503"
