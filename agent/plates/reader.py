@@ -450,13 +450,21 @@ class PlateReader:
     def _refit(self, image: Image, read: PlateRead) -> PlateRead:
         """Read the winning candidate again, at its own box and at the box cut to fit the
         text that the reading found, each with the crop variants (trimmed and padded);
-        keep the most confident reading, one that fits a format before one that does not.
+        keep the reading whose text the readings agree on most (the summed confidence of
+        the readings of each text; one that fits a format before one that does not), the
+        most confident of that text.
 
         The localiser's boxes often hold a plate's frame, a sticker or the car around it
         (extra characters) or only part of the plate (missing ones); where the model saw
         the text tells how to cut the box (+3.1 points end to end on the US dev scenes).
         The variants, read for the winner only, took off frame edges and logos that the
         plain crops had read as characters (+4.1 points; four more OCR passes a region).
+        Of the three readings (as found, at its own box, at the fitted box) the most
+        confident one had been kept: with both countries a re-read that a variant alone
+        read wrong, near 1.0 (`4YE132` at 0.99 against `AYE132` at 0.94 and 0.96), won over
+        the two that agreed. By agreement: US dev scenes end to end with both countries
+        77.0 -> 78.4 %; with US plates alone 80.2 % either way, and the fast-plate-ocr
+        drop-in 85.6 % either way.
         """
         boxes = [(read.box, False)]  # the winner's own box as cut is ``read`` itself
         if read.span is not None and len(read.text) >= 2:
@@ -470,4 +478,7 @@ class PlateReader:
             )
             if again is not None and self.acceptable(again):
                 reads.append(again)
-        return max(reads, key=lambda r: (r.format is not None, r.confidence))
+        agreed: dict[str, float] = {}
+        for r in reads:
+            agreed[r.text] = agreed.get(r.text, 0.0) + r.confidence
+        return max(reads, key=lambda r: (r.format is not None, agreed[r.text], r.confidence))

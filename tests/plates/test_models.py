@@ -949,3 +949,28 @@ def test_home_provinces_help_the_local_plates_and_leave_the_others_alone() -> No
         if plate[0] != "皖" and ok_a:
             assert ok_b, plate
     assert gained >= 6
+
+
+def test_the_winners_re_read_keeps_the_text_its_readings_agree_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Of the winner's readings (as found, at its own box, at the box fitted to its text),
+    the text they agree on is kept, not a surer reading that one box alone gave; a
+    reading that fits a format still comes first."""
+    reader = _reader(countries=["us"])
+    image = np.zeros((120, 240, 3), np.uint8)
+
+    def refit(found: PlateRead, *again: PlateRead) -> PlateRead:
+        queue = list(again)
+        monkeypatch.setattr(reader, "read_crop", lambda *args, **kwargs: queue.pop(0))
+        return reader._refit(image, found)
+
+    def read(text: str, conf: float, fmt: str | None = "us-abc123") -> PlateRead:
+        return PlateRead(text, conf, box=(40, 40, 120, 40), format=fmt, span=(0.1, 0.9))
+
+    kept = refit(read("AYE132", 0.94), read("AYE132", 0.96), read("4YE132", 0.99, "us-6"))
+    assert (kept.text, kept.confidence) == ("AYE132", 0.96)
+    kept = refit(read("AYE13Z", 0.94, None), read("AYE13Z", 0.96, None), read("4YE132", 0.9))
+    assert kept.text == "4YE132"  # the agreed text fits no format
+    kept = refit(read("AYE132", 0.94), read("4YE132", 0.99, "us-6"), read("AYE13", 0.97))
+    assert kept.text == "4YE132"  # no two agree: the surest
