@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 DIGITS = "0123456789"
@@ -328,6 +328,62 @@ def mend_four_letters(text: str, alternatives: Sequence[dict[str, float]]) -> st
             digit = max(digits, key=lambda d: (alts.get(d, 0.0), -digits.index(d)))
             return text[:i] + digit + text[i + 1 :]
     return text
+
+
+Rule = Callable[[str, Sequence[dict[str, float]]], str]
+"""A mend of a reading (its text, each position's candidate probabilities) that position
+templates cannot express."""
+
+
+def _text_only(rule: Callable[[str], str]) -> Rule:
+    def apply(text: str, alternatives: Sequence[dict[str, float]]) -> str:
+        return rule(text)
+
+    return apply
+
+
+@dataclass(frozen=True)
+class TextRules:
+    """A country's mends of a reading, beside its formats (``fit_reading``)."""
+
+    before: tuple[Rule, ...] = ()
+    """Applied in turn to the reading before its formats are fitted."""
+    after: tuple[Rule, ...] = ()
+    """Applied in turn to the fitted text (what no format's swap mended); a changed text
+    is fitted again."""
+
+
+COUNTRY_RULES: dict[str, TextRules] = {
+    "cn": TextRules(before=(serial_letters,)),
+    "us": TextRules(
+        before=(_text_only(ones_among_digits), _text_only(twos_in_digit_runs)),
+        after=(mend_four_letters,),
+    ),
+}
+
+
+def fit_reading(
+    text: str,
+    alternatives: Sequence[dict[str, float]],
+    formats: Mapping[str, Sequence[PlateFormat]],
+) -> Corrected:
+    """A reading fitted to the configured countries' formats (``formats``: by country):
+    a Chinese reading to the Chinese formats, any other to the rest, each configured
+    country's ``COUNTRY_RULES`` applied around the fit (``apply_format``)."""
+    chinese = is_chinese(text)
+    countries = [c for c in formats if (c == "cn") == chinese]
+    fmts = [f for c in countries for f in formats[c]]
+    rules = [COUNTRY_RULES[c] for c in countries if c in COUNTRY_RULES]
+    for rules_of in rules:
+        for rule in rules_of.before:
+            text = rule(text, alternatives)
+    fitted = apply_format(list(text), alternatives, fmts)
+    for rules_of in rules:
+        for rule in rules_of.after:
+            mended = rule(fitted.text, alternatives)
+            if mended != fitted.text:
+                fitted = apply_format(list(mended), alternatives, fmts)
+    return fitted
 
 
 def normalise(text: str) -> str:

@@ -20,12 +20,8 @@ from agent.plates.formats import (
     CN_PROVINCES,
     COUNTRY_FORMATS,
     PlateFormat,
-    apply_format,
+    fit_reading,
     is_chinese,
-    mend_four_letters,
-    ones_among_digits,
-    serial_letters,
-    twos_in_digit_runs,
 )
 from agent.plates.localise import Box, Candidate, crop, expand, locate
 from agent.plates.models import verify_ocr_model
@@ -358,21 +354,7 @@ class PlateReader:
 
     def _finish(self, result: OcrResult) -> PlateRead:
         """The reading fitted to the configured formats (colour and type: ``read_crop``)."""
-        text = result.text
-        if is_chinese(text):
-            formats = self.formats.get("cn", [])
-            text = serial_letters(text, result.alternatives)
-        else:
-            formats = [f for k, fs in self.formats.items() if k != "cn" for f in fs]
-            if "us" in self.formats:
-                text = twos_in_digit_runs(ones_among_digits(text))
-        fitted = apply_format(list(text), result.alternatives, formats)
-        if "us" in self.formats and not is_chinese(text):
-            # a reading that no layout's swap could mend (``ABCZ345`` is mended to
-            # ``ABC2345`` first) may still be four letters, which no layout has
-            mended = mend_four_letters(fitted.text, result.alternatives)
-            if mended != fitted.text:
-                fitted = apply_format(list(mended), result.alternatives, formats)
+        fitted = fit_reading(result.text, result.alternatives, self.formats)
         return PlateRead(
             text=fitted.text,
             confidence=result.confidence,
