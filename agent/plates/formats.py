@@ -246,15 +246,18 @@ def ones_among_digits(text: str) -> str:
 
 def twos_in_digit_runs(text: str) -> str:
     """``text`` with each ``Z`` that stands inside a run of digits, at least three of them
-    around it and one on each side, read as ``2`` (``R8Z0503`` -> ``R820503``).
+    around it and one on each side, or at the plate's end after two digits or more, read
+    as ``2`` (``R8Z0503`` -> ``R820503``, ``CHT903Z`` -> ``CHT9032``).
 
     The models read many plates' narrow `2` as `Z` with near certainty, so the model's own
     probability of the `2` (``PREFER_FLOOR``) cannot put it back. No US dev plate (973,
-    crops and scenes) holds a `Z` inside such a run, and 76 hold a `2` there. With fewer
-    digits around it the letter may be the layout's own: `KC4Z3X`, `DG2Z6U` (a letter
-    between single digits), which a rule for any `Z` between two digits turned into `2`.
-    The same rule for `B`, `G`, `S` and `D` (`8`, `6`, `5`, `0`) mended fewer plates than
-    it broke on the dev sets: those letters do stand inside runs of digits (`8D79882`).
+    crops and scenes) holds a `Z` in either place; 76 hold a `2` inside such a run, 44 at
+    the end after two digits or more. With fewer digits around it the letter may be the
+    layout's own: `KC4Z3X`, `DG2Z6U` (a letter between single digits), which a rule for
+    any `Z` between two digits turned into `2`; and a `Z` may start a plate before digits
+    (`Z860VT`). The same rule for `B`, `G`, `S` and `D` (`8`, `6`, `5`, `0`) mended fewer
+    plates than it broke on the dev sets: those letters do stand inside runs of digits
+    (`8D79882`).
     """
     out = list(text)
     for i, ch in enumerate(text):
@@ -262,7 +265,9 @@ def twos_in_digit_runs(text: str) -> str:
             continue
         before = len(text[:i]) - len(text[:i].rstrip(DIGITS))
         after = len(text[i + 1 :]) - len(text[i + 1 :].lstrip(DIGITS))
-        if before and after and before + after >= 3:
+        inside = before and after and before + after >= 3
+        ending = i == len(text) - 1 and before >= 2
+        if inside or ending:
             out[i] = "2"
     return "".join(out)
 

@@ -175,8 +175,11 @@ def test_a_z_inside_a_run_of_digits_is_a_two() -> None:
     # a letter between single digits may be the layout's own
     assert twos_in_digit_runs("KC4Z3X") == "KC4Z3X"
     # a digit on one side only, or none: left alone
-    assert twos_in_digit_runs("CHT903Z") == "CHT903Z"
-    assert twos_in_digit_runs("Z123") == "Z123"
+    # at the end after two digits or more
+    assert twos_in_digit_runs("CHT903Z") == "CHT9032"
+    assert twos_in_digit_runs("886Z") == "8862"
+    assert twos_in_digit_runs("AB3Z") == "AB3Z"  # one digit before it
+    assert twos_in_digit_runs("Z123") == "Z123"  # a Z may start a plate
     assert twos_in_digit_runs("WTCZ49") == "WTCZ49"
     assert twos_in_digit_runs("") == ""
 

@@ -632,8 +632,8 @@ def test_a_us_reading_takes_2_for_a_z_inside_a_run_of_digits() -> None:
 @needs_dev
 def test_us_dev_crops_read_better_with_each_us_rule(monkeypatch: pytest.MonkeyPatch) -> None:
     """The US dev crops with the variants, with the US text rules (``COUNTRY_RULES``) and
-    with each left out (measured 657 of 751 with all three; 653 without
-    ``ones_among_digits``, 655 without ``twos_in_digit_runs``, 655 without
+    with each left out (measured 659 of 751 with all three; 655 without
+    ``ones_among_digits``, 655 without ``twos_in_digit_runs``, 657 without
     ``mend_four_letters``: two California `4`s read as `L`)."""
     from dataclasses import replace
 
@@ -642,12 +642,12 @@ def test_us_dev_crops_read_better_with_each_us_rule(monkeypatch: pytest.MonkeyPa
     reader = _reader(countries=["us"])
     crops = _dev_crops("openalpr-us-crops", 751)
     every = _right_with_variants(reader, crops)
-    assert every >= 654
+    assert every >= 656
     us = COUNTRY_RULES["us"]
     ones, twos = us.before
     for without, gain in (
         (replace(us, before=(twos,)), 3),
-        (replace(us, before=(ones,)), 2),
+        (replace(us, before=(ones,)), 3),
         (replace(us, after=()), 2),
     ):
         monkeypatch.setitem(COUNTRY_RULES, "us", without)
