@@ -187,13 +187,15 @@ def _capped(read: PlateRead) -> tuple[bool, float]:
 
 def _surest(reads: Sequence[tuple[PlateRead, OcrResult]]) -> PlateRead:
     """Of a crop's variants' Latin readings, one that fits a format before one that does
-    not, then the one its own model read most surely (``OcrResult.confidence``), and of
-    readings as sure, one in a layout that many plates follow (``PlateFormat.prefer``).
+    not, then the one its own model read most surely (``OcrResult.confidence``); of
+    readings as sure, one in a layout that many plates follow (``PlateFormat.prefer``),
+    then the longer.
 
     The int8 models' confidences saturate (0.996), so ties are common: `6LIK27L` against
-    `6LIK274`, `MS301` against `LMS301`, the second of each in a preferred layout (US dev
-    crops 87.7 -> 88.0 %; the scenes unchanged). Preferring the layout over a margin of
-    confidence as well (0.005 or more) lost scenes (GT crops 84.7 -> 84.2 %).
+    `6LIK274`, `MS301` against `LMS301` (the second of each in a preferred layout), `SQUA`
+    against `SQUAW` (a trimmed variant lost the last letter). US dev crops 87.7 -> 88.1 %,
+    the scenes' GT crops 84.7 -> 85.1 %; none read worse. Preferring the layout over a
+    margin of confidence as well (0.005 or more) lost scenes (GT crops 84.7 -> 84.2 %).
 
     With both countries a reading's confidence is capped by the judge's: that is for
     ``min_confidence`` to weigh, and for choosing the script (a Latin reading of a Chinese
@@ -204,7 +206,12 @@ def _surest(reads: Sequence[tuple[PlateRead, OcrResult]]) -> PlateRead:
     crops to Latin readings (`AJU21`)."""
     return max(
         reads,
-        key=lambda rr: (rr[0].format is not None, rr[1].confidence, rr[0].format in PREFERRED),
+        key=lambda rr: (
+            rr[0].format is not None,
+            rr[1].confidence,
+            rr[0].format in PREFERRED,
+            len(rr[0].text),
+        ),
     )[0]
 
 

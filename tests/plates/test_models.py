@@ -632,8 +632,8 @@ def test_a_us_reading_takes_2_for_a_z_inside_a_run_of_digits() -> None:
 @needs_dev
 def test_us_dev_crops_read_better_with_each_us_rule(monkeypatch: pytest.MonkeyPatch) -> None:
     """The US dev crops with the variants, with the US text rules (``COUNTRY_RULES``) and
-    with each left out (measured 661 of 751 with all three; 657 without
-    ``ones_among_digits``, 657 without ``twos_in_digit_runs``, 660 without
+    with each left out (measured 662 of 751 with all three; 658 without
+    ``ones_among_digits``, 658 without ``twos_in_digit_runs``, 661 without
     ``mend_four_letters``: of its two California `4`s read as `L`, ``_surest``'s layout
     tie-break mends one; on the scenes' labelled boxes it still mends two)."""
     from dataclasses import replace
@@ -730,6 +730,10 @@ def test_variants_are_chosen_by_their_own_models_confidence() -> None:
     assert _surest(tie) is layout and _surest(tie[::-1]) is layout
     surer = [(catch_all, _raw("6LIK27L", conf=0.997)), (layout, _raw("6LIK274", conf=0.996))]
     assert _surest(surer) is catch_all  # the layout breaks ties only
+    short = PlateRead(text="SQUA", confidence=0.996, format="us-4")
+    whole = PlateRead(text="SQUAW", confidence=0.996, format="us-5")
+    tie = [(short, _raw("SQUA", conf=0.996)), (whole, _raw("SQUAW", conf=0.996))]
+    assert _surest(tie) is whole and _surest(tie[::-1]) is whole  # then the longer
 
 
 @needs_dev
