@@ -35,17 +35,17 @@ CHAR_INDEX = {c: i + 1 for i, c in enumerate(ALPHABET)}
 
 
 def _render_chunk(
-    args: tuple[int, int, int, float, float, float, float, float],
+    job: tuple[int, int, int, dict[str, float]],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     from training.render import sample
 
-    seed, chunk, n, cn_share, edge_cut, california, shear, level_cut = args
+    seed, chunk, n, mix = job
     rng = random.Random(seed * 1_000_003 + chunk)
     xs = np.zeros((n, OCR_HEIGHT, OCR_WIDTH), np.uint8)
     ys = np.zeros((n, MAX_LABEL), np.int32)
     lens = np.zeros((n,), np.int32)
     for i in range(n):
-        img, text, two_row = sample(rng, cn_share, edge_cut, california, shear, level_cut)
+        img, text, two_row = sample(rng, **mix)
         xs[i] = ocr_input(img, two_row=two_row)
         ids = [CHAR_INDEX[c] for c in text][:MAX_LABEL]
         ys[i, : len(ids)] = ids
@@ -54,20 +54,12 @@ def _render_chunk(
 
 
 def render_dataset(
-    seed: int,
-    n: int,
-    workers: int,
-    cn_share: float,
-    chunk: int = 1000,
-    edge_cut: float = 0.0,
-    california: float = 0.0,
-    shear: float = 0.0,
-    level_cut: float = 0.0,
+    seed: int, n: int, workers: int, chunk: int = 1000, **mix: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    jobs = [
-        (seed, c, min(chunk, n - c * chunk), cn_share, edge_cut, california, shear, level_cut)
-        for c in range((n + chunk - 1) // chunk)
-    ]
+    """``n`` samples in chunks of ``chunk``, each chunk drawn from its own seed on one of
+    ``workers`` processes. ``mix``: ``render.sample``'s options (``cn_share``,
+    ``edge_cut``, ``california``, ``shear``, ``level_cut``)."""
+    jobs = [(seed, c, min(chunk, n - c * chunk), mix) for c in range((n + chunk - 1) // chunk)]
     with mp.get_context("fork").Pool(workers) as pool:
         parts = pool.map(_render_chunk, jobs)
     return (
@@ -210,15 +202,14 @@ def train(args: argparse.Namespace) -> None:
 
     t0 = time.time()
     mix = {
+        "cn_share": args.cn_share,
         "edge_cut": args.edge_cut,
         "california": args.california,
         "shear": args.shear,
         "level_cut": args.level_cut,
     }
-    xs, ys, lens = render_dataset(args.seed, args.samples, args.workers, args.cn_share, **mix)
-    xv, yv, lv = render_dataset(
-        args.seed + 7919, args.val_samples, args.workers, args.cn_share, **mix
-    )
+    xs, ys, lens = render_dataset(args.seed, args.samples, args.workers, **mix)
+    xv, yv, lv = render_dataset(args.seed + 7919, args.val_samples, args.workers, **mix)
     log.info("rendered %d train + %d val in %.0f s", len(xs), len(xv), time.time() - t0)
 
     set_precision(args.precision)

@@ -77,7 +77,7 @@ def test_training_chunks_are_reproducible_from_the_seed() -> None:
     from training.plates import _render_chunk
 
     def digest(seed: int) -> str:
-        xs, ys, lens = _render_chunk((seed, 0, 12, 0.5, 0.0, 0.0, 0.0, 0.0))
+        xs, ys, lens = _render_chunk((seed, 0, 12, {"cn_share": 0.5}))
         return hashlib.sha256(xs.tobytes() + ys.tobytes() + lens.tobytes()).hexdigest()
 
     assert digest(1) == digest(1)
