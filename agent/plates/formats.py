@@ -149,6 +149,10 @@ COUNTRY_FORMATS: dict[str, list[PlateFormat]] = {
 }
 
 
+PREFERRED_FORMATS = frozenset(f.name for fs in COUNTRY_FORMATS.values() for f in fs if f.prefer)
+"""The formats of the layouts that many of a country's plates follow (``prefer``)."""
+
+
 def is_chinese(text: str) -> bool:
     return bool(text) and text[0] in CN_PROVINCES + "使领"
 

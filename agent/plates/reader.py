@@ -19,6 +19,7 @@ from agent.plates.config import FastPlateOcrConfig, PlatesConfig
 from agent.plates.formats import (
     CN_PROVINCES,
     COUNTRY_FORMATS,
+    PREFERRED_FORMATS,
     PlateFormat,
     fit_reading,
     is_chinese,
@@ -174,10 +175,6 @@ def refit_box(box: Box, span: tuple[float, float], chars: int, shape: tuple[int,
     return (left, y, max(right - left, 1), h)
 
 
-PREFERRED = frozenset(f.name for fs in COUNTRY_FORMATS.values() for f in fs if f.prefer)
-"""The formats of the layouts that many of a country's plates follow."""
-
-
 def _capped(read: PlateRead) -> tuple[bool, float]:
     """How a crop's variants' readings are first weighed: one that fits a format before one
     that does not, then the confidence as read (with both countries, capped at the
@@ -209,7 +206,7 @@ def _surest(reads: Sequence[tuple[PlateRead, OcrResult]]) -> PlateRead:
         key=lambda rr: (
             rr[0].format is not None,
             rr[1].confidence,
-            rr[0].format in PREFERRED,
+            rr[0].format in PREFERRED_FORMATS,
             len(rr[0].text),
         ),
     )[0]
