@@ -284,7 +284,9 @@ def serial_letters(text: str, alternatives: Sequence[dict[str, float]]) -> str:
     """``text`` with letters of an ordinary Chinese plate's serial read as digits while it
     holds more than ``SERIAL_LETTERS`` (``皖AJS96Y`` -> ``皖AJ596Y``): of the letters that
     are confusables of a digit, first the one whose digit the model gave the most
-    probability, then the least sure letter.
+    probability, then the least sure letter; each letter's digit as a format's swap
+    picks it (``_best_allowed``: the model's most probable look-alike digit, else the
+    first in ``CONFUSABLE``).
 
     Serials are allotted with at most two letters (the public self-selection rules for
     ordinary plates); none of the 300 Chinese dev plates holds more. The models read a `5`
@@ -301,13 +303,13 @@ def serial_letters(text: str, alternatives: Sequence[dict[str, float]]) -> str:
         options = []
         for i in letters:
             alts = alternatives[i] if i < len(alternatives) else {}
-            for d in CONFUSABLE.get(out[i], ""):
-                if d.isdigit():
-                    options.append((alts.get(d, 0.0), -alts.get(out[i], 1.0), i, d))
+            digit = _best_allowed(out[i], DIGITS, alts)
+            if digit is not None:
+                options.append((alts.get(digit, 0.0), -alts.get(out[i], 1.0), i, digit))
         if not options:
             return "".join(out)
-        _, _, i, d = max(options)
-        out[i] = d
+        _, _, i, digit = max(options)
+        out[i] = digit
 
 
 FOUR_LETTERS = re.compile(r"[A-Z]{4}[0-9]{3}")
@@ -320,9 +322,9 @@ def mend_four_letters(text: str, alternatives: Sequence[dict[str, float]]) -> st
     """``text`` with one letter read as a digit where the reading is four letters and three
     digits (``FOUR_LETTERS``): the first letter (California's ``1ABC234``: ``LGLS168`` ->
     ``4GLS168``), or where that one looks like no digit, the fourth (``ABC1234``:
-    ``CLTD108`` -> ``CLT0108``). The letter must be a confusable of a digit; of the digits
-    it may stand for, the one the model gave the most probability there, else the first in
-    ``CONFUSABLE``.
+    ``CLTD108`` -> ``CLT0108``). The letter must be a confusable of a digit; the digit is
+    picked as a format's swap picks it (``_best_allowed``): the model's most probable
+    look-alike digit there, else the first in ``CONFUSABLE``.
 
     California's open `4` (upright left stroke, its top not closed) is read as `L` with
     near certainty, so the model gives the `4` too little to pass ``PREFER_FLOOR``; the
@@ -331,10 +333,8 @@ def mend_four_letters(text: str, alternatives: Sequence[dict[str, float]]) -> st
     if not FOUR_LETTERS.fullmatch(text):
         return text
     for i in (0, 3):
-        digits = [c for c in CONFUSABLE.get(text[i], "") if c.isdigit()]
-        if digits:
-            alts = alternatives[i] if i < len(alternatives) else {}
-            digit = max(digits, key=lambda d: (alts.get(d, 0.0), -digits.index(d)))
+        digit = _best_allowed(text[i], DIGITS, alternatives[i] if i < len(alternatives) else {})
+        if digit is not None:
             return text[:i] + digit + text[i + 1 :]
     return text
 

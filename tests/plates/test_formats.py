@@ -174,11 +174,11 @@ def test_a_z_inside_a_run_of_digits_is_a_two() -> None:
     assert twos_in_digit_runs("71Z27Z5") == "7122725"  # every such Z
     # a letter between single digits may be the layout's own
     assert twos_in_digit_runs("KC4Z3X") == "KC4Z3X"
-    # a digit on one side only, or none: left alone
     # at the end after two digits or more
     assert twos_in_digit_runs("CHT903Z") == "CHT9032"
     assert twos_in_digit_runs("886Z") == "8862"
     assert twos_in_digit_runs("AB3Z") == "AB3Z"  # one digit before it
+    # digits on one side only: left alone
     assert twos_in_digit_runs("Z123") == "Z123"  # a Z may start a plate
     assert twos_in_digit_runs("WTCZ49") == "WTCZ49"
     assert twos_in_digit_runs("") == ""
@@ -193,10 +193,10 @@ def test_four_letters_and_three_digits_lead_with_a_digit() -> None:
     assert mend_four_letters("LGLS168", alts) == "1GLS168"
     assert mend_four_letters("SNWV168", _alts("SNWV168")) == "5NWV168"
     assert mend_four_letters("ZFAV033", []) == "2FAV033"  # no alternatives: the table's digit
-    # other shapes, and a first letter with no look-alike digit, are left alone
     # where the first letter looks like no digit, the fourth (ABC1234)
     assert mend_four_letters("CLTD108", _alts("CLTD108")) == "CLT0108"
     assert mend_four_letters("MXYW184", _alts("MXYW184")) == "MXYW184"  # neither: as read
+    # other shapes are left alone
     assert mend_four_letters("MXY4184", _alts("MXY4184")) == "MXY4184"
     assert mend_four_letters("LGL168", _alts("LGL168")) == "LGL168"
     assert mend_four_letters("LGLS1688", _alts("LGLS1688")) == "LGLS1688"
