@@ -145,14 +145,17 @@ def readers(args: argparse.Namespace, countries: list[str]) -> dict[str, PlateRe
             ocr=OutpostOcrConfig(model=name.split("+")),
             countries=countries,  # type: ignore[arg-type]
             home_provinces=list(args.home_provinces),
+            finder=args.finder,
         )
         out[name] = PlateReader.from_config(cfg)
     fpo = Path(args.fast_plate_ocr)
     if fpo.is_file():
         try:
             cfg = PlatesConfig(
+                model_dir=Path(args.model_dir),
                 ocr=FastPlateOcrConfig(type="fast-plate-ocr", path=fpo),
                 countries=countries,  # type: ignore[arg-type]
+                finder=args.finder,
             )
             out["fast-plate-ocr"] = PlateReader.from_config(cfg)
         except Exception as exc:  # an optional baseline must not stop the run
@@ -187,6 +190,13 @@ def main(argv: list[str] | None = None) -> int:
         "--home-provinces",
         default="",
         help="[plates] home_provinces for Outpost's models, e.g. 皖 (default: none)",
+    )
+    p.add_argument(
+        "--finder",
+        default=PlatesConfig().finder,
+        choices=("both", "model", "classical"),
+        help="[plates] finder: the trained finder's boxes and the classical localiser's, "
+        "or either alone (default: the config's default)",
     )
     p.add_argument("--limit", type=int, default=0, help="first N samples of each folder")
     p.add_argument(
@@ -244,16 +254,21 @@ def main(argv: list[str] | None = None) -> int:
         if kind == "scenes":
             # the localiser's 12 candidates (and a joined row), their text boxes and the
             # second search's boxes
-            best = []
-            for s, img in images:
-                assert s.box is not None
-                best.append(max((iou(c.box, s.box) for c in find_plates(img)), default=0.0))
-            for floor in (0.3, 0.5, 0.7):
-                found = sum(b > floor for b in best)
-                print(
-                    f"{folder.name:<28}{f'localiser recall, IoU {floor}':<26}{len(images):>5}"
-                    f"{'':>24}{100 * found / max(len(images), 1):>7.1f}"
-                )
+            searches = {"localiser": lambda img: [c.box for c in find_plates(img)]}
+            finder = next((r.finder for r in models.values() if r.finder is not None), None)
+            if finder is not None:
+                searches["finder"] = lambda img, f=finder: [b for b, _ in f.find(img)]
+            for what, search in searches.items():
+                best = []
+                for s, img in images:
+                    assert s.box is not None
+                    best.append(max((iou(b, s.box) for b in search(img)), default=0.0))
+                for floor in (0.3, 0.5, 0.7):
+                    found = sum(b > floor for b in best)
+                    print(
+                        f"{folder.name:<28}{f'{what} recall, IoU {floor}':<26}{len(images):>5}"
+                        f"{'':>24}{100 * found / max(len(images), 1):>7.1f}"
+                    )
     return 0
 
 

@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python bench/plates_frame.py [--video ../shared/data/video/tollbooth_720p.mp4]
-        [--every 6] [--roi X,Y,W,H] [--dim-search off]
+        [--every 6] [--roi X,Y,W,H] [--dim-search off] [--finder classical,both]
 
 Decodes the video, and for every ``--every``-th frame times ``PlateReader.read_image``
 (localise, crop margins, OCR, formats) on the whole frame and on the ROI. The baseline in
@@ -12,6 +12,9 @@ the same run is the localiser alone on the same frames; the ratio shows what rea
 With ../shared's COCO SSD model (``--shared``) it also times what a camera with the detector
 does: the detector on the frame (as one region), then plates read only inside its vehicle
 boxes, on the frames where it finds at least one vehicle.
+
+``--finder``: one or more ``[plates] finder`` settings, timed one after another in the same
+run (``classical,both``: without the trained finder, then with it).
 """
 
 from __future__ import annotations
@@ -65,7 +68,17 @@ def main() -> int:
         default="on",
         help="[plates] dim_search (on: the default, the localiser's second search for dim plates)",
     )
+    p.add_argument(
+        "--finder",
+        default=PlatesConfig().finder,
+        help="[plates] finder settings to time in turn, comma-separated "
+        "(both, model, classical; default: the config's default)",
+    )
     args = p.parse_args()
+    finders = args.finder.split(",")
+    bad = [f for f in finders if f not in ("both", "model", "classical")]
+    if bad:
+        p.error(f"--finder {','.join(bad)}: not both, model or classical")
     dim = args.dim_search == "on"
     extra = None if dim else 0
     video = Path(args.video)
@@ -76,8 +89,11 @@ def main() -> int:
     shots = frames(video, args.every)
     h, w = shots[0].shape[:2]  # type: ignore[attr-defined]
     print(f"{video.name}: {len(shots)} frames of {w}x{h}, every {args.every}th")
-    for label, region in (("whole frame", None), (f"roi {args.roi}", roi)):
-        reader = PlateReader.from_config(PlatesConfig(roi=region, dim_search=dim))
+    for finder, (label, region) in (
+        (f, r) for f in finders for r in (("whole frame", None), (f"roi {args.roi}", roi))
+    ):
+        label = f"{label} [{finder}]"
+        reader = PlateReader.from_config(PlatesConfig(roi=region, dim_search=dim, finder=finder))
         reader.read_image(shots[0])  # load the model, warm the interpreter
         whole: Box = (0, 0, w, h)
         base, total, plates = [], [], 0
@@ -89,17 +105,20 @@ def main() -> int:
             plates += len(reader.read_image(f))  # type: ignore[arg-type]
             total.append((time.perf_counter() - t0) * 1000)
         ratio = statistics.median(total) / statistics.median(base)
-        print(f"{label:22s} localise only (baseline): {summary(base)}")
-        print(f"{label:22s} read_image, end to end:   {summary(total)}  = {ratio:.1f}x baseline;"
+        print(f"{label:34s} localise only (baseline): {summary(base)}")
+        print(f"{label:34s} read_image, end to end:   {summary(total)}  = {ratio:.1f}x baseline;"
               f" {plates} readings (goal: median <= 60 ms)")
     if (args.shared / "models" / "coco_ssd_mobilenet_v1_quant.tflite").is_file():
-        vehicle_boxes(shots, args.shared, dim)
+        for finder in finders:
+            vehicle_boxes(shots, args.shared, dim, finder)
     else:
         print(f"no COCO SSD model under {args.shared}/models: the detector's mode is skipped")
     return 0
 
 
-def vehicle_boxes(shots: list[object], shared: Path, dim: bool = True) -> None:
+def vehicle_boxes(
+    shots: list[object], shared: Path, dim: bool = True, finder: str = "both"
+) -> None:
     """Detector, then plates read inside its vehicle boxes: the camera path of the daemon."""
     from agent.vision.config import VisionConfig
     from agent.vision.detector import Detector
@@ -112,7 +131,7 @@ def vehicle_boxes(shots: list[object], shared: Path, dim: bool = True) -> None:
             verify_model(make_model_dir(shared, Path(tmp)), "coco-ssd-mobilenet-v1"),
             VisionConfig().detector,
         )
-    reader = PlateReader.from_config(PlatesConfig(dim_search=dim))
+    reader = PlateReader.from_config(PlatesConfig(dim_search=dim, finder=finder))
     reader.read_image(shots[0])  # type: ignore[arg-type]
     base, detect, total, boxes, plates = [], [], [], 0, 0
     for f in shots:
@@ -139,12 +158,12 @@ def vehicle_boxes(shots: list[object], shared: Path, dim: bool = True) -> None:
     if not total:
         print("vehicle boxes: the detector found no vehicle")
         return
-    label = "vehicle boxes"
-    print(f"{label:22s} {len(total)} frames with a vehicle, {boxes / len(total):.1f} boxes each")
-    print(f"{label:22s} localise only (baseline): {summary(base)}")
-    print(f"{label:22s} detector:                 {summary(detect)}")
+    label = f"vehicle boxes [{finder}]"
+    print(f"{label:34s} {len(total)} frames with a vehicle, {boxes / len(total):.1f} boxes each")
+    print(f"{label:34s} localise only (baseline): {summary(base)}")
+    print(f"{label:34s} detector:                 {summary(detect)}")
     ratio = statistics.median(total) / statistics.median(base)
-    print(f"{label:22s} detector + read, per frame: {summary(total)}  = {ratio:.1f}x baseline;"
+    print(f"{label:34s} detector + read, per frame: {summary(total)}  = {ratio:.1f}x baseline;"
           f" {plates} readings (goal: median <= 60 ms)")
 
 

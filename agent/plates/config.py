@@ -106,6 +106,15 @@ class PlatesConfig(_Section):
         "neighbourhood's strongest edge, run when the first finds no plate it is sure of "
         "(more plates found; a few ms more per frame)",
     )
+    finder: Literal["both", "model", "classical"] = Field(
+        "both",
+        description="where plates are looked for: the trained finder's boxes and the "
+        "classical localiser's (both), the finder's alone (model), or the localiser's alone "
+        "(classical; no finder model needed)",
+    )
+    finder_model: str = Field(
+        "outpost-plate-find-int8", description="manifest name of the trained plate finder"
+    )
     home_provinces: list[str] = Field(
         default_factory=list,
         description="province characters of the checkpoint's own area, e.g. ['皖']: on a "

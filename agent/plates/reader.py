@@ -16,6 +16,7 @@ import numpy.typing as npt
 from agent.errors import DriverFault
 from agent.plates.colour import cn_plate_type, plate_colour
 from agent.plates.config import FastPlateOcrConfig, PlatesConfig
+from agent.plates.finder import PlateFinder
 from agent.plates.formats import (
     CN_PROVINCES,
     COUNTRY_FORMATS,
@@ -116,6 +117,15 @@ def load_ocr(cfg: PlatesConfig) -> PlateOcr:
         )
     parts = [(models[0] if len(models) == 1 else FusedOcr(models), s) for models, s in groups]
     return parts[0][0] if len(parts) == 1 else ScriptOcr(parts)
+
+
+def load_finder(cfg: PlatesConfig) -> PlateFinder | None:
+    """The trained plate finder where ``finder`` asks for it (``DriverFault`` when its file
+    is missing or corrupt), else None."""
+    if cfg.finder == "classical":
+        return None
+    path, _entry = verify_ocr_model(Path(cfg.model_dir), cfg.finder_model)
+    return PlateFinder(path, threads=cfg.threads)
 
 
 LENGTH_BONUS = 0.02
@@ -225,9 +235,15 @@ class PlateReader:
         min_chars: int = 4,
         weights: dict[str, float] | None = None,
         dim_search: bool = True,
+        finder: PlateFinder | None = None,
+        classical: bool = True,
     ) -> None:
         self.ocr = ocr
         self.dim_search = dim_search
+        self.finder = finder
+        """The trained plate finder, whose boxes come before the classical localiser's."""
+        self.classical = classical or finder is None
+        """Search with the classical localiser too (without a finder, always)."""
         self.formats = formats if formats is not None else dict(COUNTRY_FORMATS)
         self.min_confidence = min_confidence
         self.strict_formats = strict_formats
@@ -253,6 +269,8 @@ class PlateReader:
             cfg.min_chars,
             cfg.province_weights(),
             cfg.dim_search,
+            load_finder(cfg),
+            cfg.finder != "model",
         )
 
     # ------------------------------------------------------------------ crops
@@ -403,7 +421,14 @@ class PlateReader:
     def _best_in_region(self, image: Image, region: Box) -> PlateRead | None:
         best: PlateRead | None = None
         best_score = 0.0
-        first, second = locate(image, region, extra=None if self.dim_search else 0)
+        found = self.finder.find(image, region) if self.finder is not None else ()
+        first, second = locate(
+            image,
+            region,
+            extra=None if self.dim_search else 0,
+            found=found,
+            classical=self.classical,
+        )
         top = max((c.score for c in first), default=1.0) or 1.0
         settled = False  # the winner so far is sure, fits a format and has no penalty
 
