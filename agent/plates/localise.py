@@ -56,20 +56,10 @@ def locate(
     max_candidates: int = 12,
     work_width: int = 960,
     extra: int | None = None,
-    found: Sequence[tuple[Box, float]] = (),
-    classical: bool = True,
 ) -> tuple[list[Candidate], Callable[[], list[Candidate]]]:
     """``find_plates`` in two parts: the first search's candidates, and a function that
     runs the second search when called (the reader calls it only when the first search's
-    candidates read as no plate it is sure of).
-
-    ``found``: boxes that the trained finder (``finder.py``) gave, with its probabilities;
-    they come first, scored 0 (below every box of this search, whose scores rank the
-    reader's candidates), and are cut to their text as this search's boxes are.
-    ``classical=False``: those boxes alone, scored by their probabilities."""
-    if not classical:
-        kept = [Candidate(box, p) for box, p in found]
-        return _with_text_boxes(image, kept), list
+    candidates read as no plate it is sure of)."""
     extra = LOCAL_EXTRA if extra is None else extra
     H, W = image.shape[:2]
     rx, ry, rw, rh = region if region is not None else (0, 0, W, H)
@@ -110,10 +100,7 @@ def locate(
         # reader compares readings, not boxes
         if all(iou(u.box, k.box) < 0.8 for k in kept):
             kept.append(u)
-    # the finder's boxes score 0 here: they add the plates this search missed, and where
-    # both find a plate, a tie between their readings goes to this search's box
-    kept = [Candidate(box, 0.0) for box, _ in found] + kept
-    kept = _with_text_boxes(image, kept)
+    kept = with_text_boxes(image, kept)
     first = [k for k in kept if k.parent is None]
 
     def second() -> list[Candidate]:
@@ -133,9 +120,10 @@ def locate(
     return kept, second
 
 
-def _with_text_boxes(image: npt.NDArray[Any], kept: list[Candidate]) -> list[Candidate]:
+def with_text_boxes(image: npt.NDArray[Any], kept: Sequence[Candidate]) -> list[Candidate]:
     """``kept`` and, after them, each one's box cut to its row of characters where that
-    differs from it (``text_box``)."""
+    differs from it (``text_box``): the classical search's boxes, and the trained
+    finder's (``finder.py``)."""
     out = list(kept)
     for cand in kept:
         inner = text_box(image, cand.box)

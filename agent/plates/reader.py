@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from agent.plates.formats import (
     fit_reading,
     is_chinese,
 )
-from agent.plates.localise import Box, Candidate, crop, expand, locate
+from agent.plates.localise import Box, Candidate, crop, expand, locate, with_text_boxes
 from agent.plates.models import verify_ocr_model
 from agent.plates.ocr import (
     CtcTfliteOcr,
@@ -421,27 +421,28 @@ class PlateReader:
     def _best_in_region(self, image: Image, region: Box) -> PlateRead | None:
         best: PlateRead | None = None
         best_score = 0.0
-        found = self.finder.find(image, region) if self.finder is not None else ()
-        first, second = locate(
-            image,
-            region,
-            extra=None if self.dim_search else 0,
-            found=found,
-            classical=self.classical,
-        )
+        if self.classical:
+            first, second = locate(image, region, extra=None if self.dim_search else 0)
+        else:  # the finder's boxes alone, ranked by its probabilities
+            first, second = self._found(image, region, scored=True), list
         top = max((c.score for c in first), default=1.0) or 1.0
         settled = False  # the winner so far is sure, fits a format and has no penalty
 
         def candidates() -> Iterator[Candidate]:
             yield from first
-            # the second search is for a plate the first one missed: it is run, and its
-            # boxes read, only while the winner is unsettled
-            if settled:
-                return
-            for cand in second():
+            # the finder's boxes (beside the classical search's) and the second search are
+            # for a plate the first search missed: each is run, and its boxes read, only
+            # while the winner is unsettled
+            later: list[Callable[[], list[Candidate]]] = [second]
+            if self.classical and self.finder is not None:
+                later.insert(0, lambda: self._found(image, region, scored=False))
+            for search in later:
                 if settled:
                     return
-                yield cand
+                for cand in search():
+                    if settled:
+                        return
+                    yield cand
 
         for cand in candidates():
             margins = CROP_MARGINS if cand.parent is None else TEXT_MARGINS
@@ -470,6 +471,15 @@ class PlateReader:
                 if sure:
                     break  # sure enough: its other margins are not read
         return self._refit(image, best) if best is not None else None
+
+    def _found(self, image: Image, region: Box, scored: bool) -> list[Candidate]:
+        """The trained finder's boxes in ``region``, each with its box cut to its text.
+        ``scored``: ranked by the finder's probabilities; else scored 0, below every box of
+        the classical search (whose scores rank a scene's candidates), so that where both
+        find a plate a tie between their readings goes to the classical box."""
+        assert self.finder is not None
+        found = self.finder.find(image, region)
+        return with_text_boxes(image, [Candidate(b, p if scored else 0.0) for b, p in found])
 
     def _refit(self, image: Image, read: PlateRead) -> PlateRead:
         """Read the winning candidate again, at its own box and at the box cut to fit the

@@ -100,20 +100,48 @@ def test_the_committed_finder_finds_a_plate_on_a_car_and_not_the_lamp(seed: int)
     assert all(localise.iou(b, (130, 230, 71, 41)) < 0.3 for b, _ in boxes)
 
 
-def test_the_finders_boxes_come_first_and_are_cut_to_their_text() -> None:
+def test_the_finders_boxes_are_cut_to_their_text_too() -> None:
     image, plate = _plate_on_a_car()
     loose = (230, 255, 380, 72)
-    kept, _ = localise.locate(image, found=[(loose, 0.9)], classical=False)
-    assert kept[0] == localise.Candidate(loose, 0.9)
+    kept = localise.with_text_boxes(image, [localise.Candidate(loose, 0.0)])
+    assert kept[0] == localise.Candidate(loose, 0.0)
     (inner,) = [c.box for c in kept if c.parent == loose]
     x, y, w, h = inner  # the row of characters: inside the plate, most of its width
     px, py, pw, ph = plate
     assert px - 10 <= x and x + w <= px + pw + 10 and py <= y and y + h <= py + ph
     assert w > 0.6 * pw and h < 0.7 * ph
-    # beside the classical search's boxes, the finder's rank below them all
-    both, _ = localise.locate(image, found=[(loose, 0.5)])
-    assert both[0] == localise.Candidate(loose, 0.0)
-    assert min(c.score for c in both[1:] if c.parent is None) > 0
+
+
+class _Recorder:
+    """A finder that gives one fixed box and counts the regions it was asked about."""
+
+    def __init__(self, box: tuple[int, int, int, int]) -> None:
+        self.box = box
+        self.asked = 0
+
+    def find(
+        self, image: np.ndarray, region: object = None
+    ) -> list[tuple[tuple[int, int, int, int], float]]:
+        self.asked += 1
+        return [(self.box, 0.9)]
+
+
+@needs_dev
+def test_the_finder_is_asked_only_while_no_sure_plate_is_found() -> None:
+    """Beside the classical search, the finder runs (and its boxes are read) only where the
+    classical candidates gave no sure reading: where they did, it would only cost time."""
+    from agent.plates.reader import PlateReader
+
+    reader = PlateReader.from_config(PlatesConfig(countries=["us"], finder="classical"))
+    recorder = _Recorder((0, 0, 60, 30))
+    reader.finder = recorder
+    image = cv2.imdecode(np.fromfile(str(DEV / SURE_SCENE), np.uint8), cv2.IMREAD_COLOR)
+    assert [r.text for r in reader.read_image(image)] == [SURE_PLATE]
+    assert recorder.asked == 0
+    # nothing in the classical boxes reads as a plate: the finder is asked, once a region
+    flat = np.full((480, 800, 3), 90, np.uint8)
+    assert reader.read_image(flat, [(0, 0, 400, 480), (400, 0, 400, 480)]) == []
+    assert recorder.asked == 2
 
 
 def test_a_missing_finder_model_is_a_fault_naming_it(tmp_path: Path) -> None:
@@ -142,6 +170,7 @@ def test_the_finder_finds_the_dev_scenes_plates() -> None:
     assert found >= FINDER_DEV_FLOOR, found
 
 
+SURE_SCENE, SURE_PLATE = "car6.jpg", "AKS4329"
 FINDER_DEV_FLOOR = 203
 """208 of the 222 measured with the committed model (up to ``FIND_MAX`` boxes a scene)."""
 
