@@ -562,6 +562,8 @@ def check_models(s: Settings) -> list[Check]:
                 )
             )
     if s.plates.enabled:
+        if s.plates.finder != "classical":
+            out.append(_model_check(Path(s.plates.model_dir), s.plates.finder_model, "plates"))
         ocr = s.plates.ocr
         if ocr.type == "outpost":
             out.extend(_model_check(Path(s.plates.model_dir), n, "plates") for n in ocr.names)

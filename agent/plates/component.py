@@ -252,7 +252,10 @@ def ocr_name(cfg: PlatesConfig) -> str:
 
 
 def check_model(cfg: PlatesConfig) -> None:
-    """Raise ``DriverFault`` unless the configured OCR models are present and intact."""
+    """Raise ``DriverFault`` unless the configured OCR models, and the plate finder where
+    ``finder`` uses it, are present and intact."""
+    if cfg.finder != "classical":
+        verify_ocr_model(Path(cfg.model_dir), cfg.finder_model)
     if isinstance(cfg.ocr, FastPlateOcrConfig):
         if not Path(cfg.ocr.path).is_file():
             raise DriverFault(f"fast-plate-ocr model {cfg.ocr.path} not found")

@@ -233,6 +233,9 @@ def test_model_hash(tmp_path: Path, mosquitto: Mosquitto, corrupt: bool) -> None
         assert check.result == FAIL and "corrupt" in check.detail and check.hint
     else:
         assert check.result == OK and "sha256 ok" in check.detail
+    # the plate finder ([plates] finder = "both" by default) is a model of its own
+    finder = checks["plates model outpost-plate-find-int8"]
+    assert finder.result == FAIL and "not in" in finder.detail and finder.hint
 
 
 def test_outbox_nearly_full(tmp_path: Path, mosquitto: Mosquitto) -> None:

@@ -16,6 +16,9 @@ from agent.plates.config import PlatesConfig, PrivacyConfig
 from agent.plates.watchlist import Watchlist, keyed_hash, parse_entries
 
 
+MODELS = Path(__file__).resolve().parents[2] / "models"
+
+
 class RecordingSink:
     def __init__(self) -> None:
         self.events: list[tuple[str, dict[str, Any], Priority]] = []
@@ -51,6 +54,27 @@ def test_missing_model_gives_one_fault_and_the_rest_still_works(tmp_path: Path) 
     finally:
         comp.stop()
     assert sink.types() == ["device.fault"]
+
+
+def test_a_missing_finder_model_is_a_fault_naming_it(tmp_path: Path) -> None:
+    """The OCR models are there, the plate finder's file is not: plates are off with one
+    fault that names the finder; with ``finder = "classical"`` nothing is missing."""
+    models = tmp_path / "models"
+    models.mkdir()
+    manifest = json.loads((MODELS / "manifest.json").read_text())
+    kept = [m for m in manifest["models"] if m["name"] != PlatesConfig().finder_model]
+    for m in kept:
+        (models / m["file"]).symlink_to(MODELS / m["file"])
+    (models / "manifest.json").write_text(json.dumps({"models": kept}))
+    for finder, faults in (("both", 1), ("classical", 0)):
+        sink = RecordingSink()
+        comp = PlateComponent(PlatesConfig(model_dir=models, finder=finder), sink, tmp_path)
+        comp.start()
+        comp.stop()
+        assert sink.types().count("device.fault") == faults
+        if faults:
+            assert "outpost-plate-find-int8" in sink.events[0][1]["detail"]
+            assert comp.status()["enabled"] is False
 
 
 def test_watchlist_push_survives_restart_and_hit_is_an_alarm(tmp_path: Path) -> None:

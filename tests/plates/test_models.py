@@ -43,17 +43,24 @@ def _manifest() -> dict[str, dict]:
 
 
 def _cfg(
-    names: list[str] | None = None, countries: list[str] | None = None, model_dir: Path = MODELS
+    names: list[str] | None = None,
+    countries: list[str] | None = None,
+    model_dir: Path = MODELS,
+    finder: str | None = None,
 ) -> PlatesConfig:
     return PlatesConfig(
         model_dir=model_dir,
         ocr=OutpostOcrConfig(model=names or list(DEFAULT_OCR_MODELS)),
         countries=countries or ["cn", "us"],  # type: ignore[arg-type]
+        # a folder of OCR copies holds no finder (the committed one is in models/)
+        finder=finder or ("both" if model_dir == MODELS else "classical"),  # type: ignore[arg-type]
     )
 
 
-def _reader(names: list[str] | None = None, countries: list[str] | None = None) -> PlateReader:
-    return PlateReader.from_config(_cfg(names, countries))
+def _reader(
+    names: list[str] | None = None, countries: list[str] | None = None, finder: str | None = None
+) -> PlateReader:
+    return PlateReader.from_config(_cfg(names, countries, finder=finder))
 
 
 FLOAT_MODELS = [n.removesuffix("-int8") for n in DEFAULT_OCR_MODELS]
@@ -334,7 +341,7 @@ def test_the_second_search_is_not_read_after_a_sure_reading(
     frame = dim.copy()
     cv2.rectangle(frame, (200, 430), (460, 510), (225, 225, 225), -1)
     cv2.putText(frame, "4XYZ567", (222, 488), cv2.FONT_HERSHEY_SIMPLEX, 1.5, (20, 20, 20), 4)
-    reader = _reader(countries=["us"])
+    reader = _reader(countries=["us"], finder="classical")  # the classical searches alone
     calls = _reads_by_box(reader)
     cands = find_plates(frame)
     margins = _margin_boxes(frame)  # in the same order as cands
