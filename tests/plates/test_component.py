@@ -15,7 +15,6 @@ from agent.plates.component import PlateComponent
 from agent.plates.config import PlatesConfig, PrivacyConfig
 from agent.plates.watchlist import Watchlist, keyed_hash, parse_entries
 
-
 MODELS = Path(__file__).resolve().parents[2] / "models"
 
 
