@@ -27,6 +27,8 @@ class Candidate:
     """For a box cut to the text inside another candidate (``text_box``): that candidate's box."""
     second: bool = False
     """Found by the second, locally scaled search (``LOCAL_EXTRA``)."""
+    finder: bool = False
+    """Found by the trained plate finder (``finder.py``), or cut from a box it found."""
 
     @property
     def found(self) -> Box:
@@ -128,7 +130,7 @@ def with_text_boxes(image: npt.NDArray[Any], kept: Sequence[Candidate]) -> list[
     for cand in kept:
         inner = text_box(image, cand.box)
         if inner is not None and iou(inner, cand.box) < TEXT_BOX_NEW:
-            out.append(Candidate(inner, cand.score, cand.box))
+            out.append(Candidate(inner, cand.score, cand.box, finder=cand.finder))
     return out
 
 

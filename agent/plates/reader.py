@@ -427,6 +427,9 @@ class PlateReader:
             first, second = self._found(image, region, scored=True), list
         top = max((c.score for c in first), default=1.0) or 1.0
         settled = False  # the winner so far is sure, fits a format and has no penalty
+        from_finder = False  # the winner so far is a finder's box beside the classical ones
+        fallback: PlateRead | None = None  # the best of the classical search's boxes
+        fallback_score = 0.0
 
         def candidates() -> Iterator[Candidate]:
             yield from first
@@ -468,9 +471,19 @@ class PlateReader:
                 if score > best_score:
                     best, best_score = read, score
                     settled = sure and penalty == 1.0
+                    from_finder = cand.finder and self.classical
+                if not cand.finder and score > fallback_score:
+                    fallback, fallback_score = read, score
                 if sure:
                     break  # sure enough: its other margins are not read
-        return self._refit(image, best) if best is not None else None
+        if best is None:
+            return None
+        final = self._refit(image, best)
+        if from_finder and not (final.confidence >= SURE and final.format is not None):
+            # beside the classical search, a finder's box must read surely in the end: it
+            # also finds signs and lettering, read as plates at 0.8-0.9
+            return self._refit(image, fallback) if fallback is not None else None
+        return final
 
     def _found(self, image: Image, region: Box, scored: bool) -> list[Candidate]:
         """The trained finder's boxes in ``region``, each with its box cut to its text.
@@ -479,7 +492,8 @@ class PlateReader:
         find a plate a tie between their readings goes to the classical box."""
         assert self.finder is not None
         found = self.finder.find(image, region)
-        return with_text_boxes(image, [Candidate(b, p if scored else 0.0) for b, p in found])
+        found_boxes = [Candidate(b, p if scored else 0.0, finder=True) for b, p in found]
+        return with_text_boxes(image, found_boxes)
 
     def _refit(self, image: Image, read: PlateRead) -> PlateRead:
         """Read the winning candidate again, at its own box and at the box cut to fit the

@@ -144,6 +144,35 @@ def test_the_finder_is_asked_only_while_no_sure_plate_is_found() -> None:
     assert recorder.asked == 2
 
 
+@pytest.mark.parametrize(("found", "expected"), [(0.97, "ABC123"), (0.99, "SIGN77")])
+def test_a_finders_box_must_read_surely_to_win(
+    monkeypatch: pytest.MonkeyPatch, found: float, expected: str
+) -> None:
+    """A classical box reads `ABC123` at 0.85 (not sure, so the finder runs); the finder's
+    box reads `SIGN77` higher. Unless that reading is sure (``SURE``) in the end, the
+    classical box's reading is the answer: the finder also marks signs and lettering."""
+    from agent.plates import reader as reader_mod
+    from agent.plates.reader import PlateReader
+    from agent.plates.voting import PlateRead
+
+    classical, finders = (100, 100, 120, 40), (500, 300, 120, 40)
+    monkeypatch.setattr(
+        reader_mod, "locate", lambda *a, **k: ([localise.Candidate(classical, 10.0)], list)
+    )
+    reader = PlateReader.from_config(PlatesConfig(countries=["us"], finder="classical"))
+    recorder = _Recorder(finders)
+    reader.finder = recorder
+
+    def read_crop(image: np.ndarray, box: tuple[int, int, int, int], *a: object, **k: object):
+        text, conf = ("ABC123", 0.85) if box[0] < 300 else ("SIGN77", found)
+        return PlateRead(text, conf, [conf] * 6, box=box, format="us-6")
+
+    monkeypatch.setattr(reader, "read_crop", read_crop)
+    [read] = reader.read_image(np.zeros((480, 800, 3), np.uint8))
+    assert recorder.asked == 1
+    assert read.text == expected
+
+
 def test_a_missing_finder_model_is_a_fault_naming_it(tmp_path: Path) -> None:
     (tmp_path / "manifest.json").write_text('{"models": []}')
     with pytest.raises(DriverFault, match="outpost-plate-find-int8"):
