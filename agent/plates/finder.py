@@ -42,7 +42,7 @@ class PlateFinder:
         from agent.vision.runtime import load_interpreter
 
         self.name = model_path.stem
-        self._interp: Any = load_interpreter(model_path, threads=threads)
+        self._interp = load_interpreter(model_path, threads=threads)
         inp = self._interp.get_input_details()[0]
         self._in_index = inp["index"]
         self._in_dtype = inp["dtype"]
@@ -82,6 +82,7 @@ class PlateFinder:
             gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         probs = self.probabilities(gray)
         return boxes_from_map(probs, scale, (rx, ry), (W, H))
+
 
 def boxes_from_map(
     probs: npt.NDArray[np.float32],

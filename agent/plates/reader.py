@@ -248,7 +248,8 @@ class PlateReader:
         self.ocr = ocr
         self.dim_search = dim_search
         self.finder = finder
-        """The trained plate finder, whose boxes come before the classical localiser's."""
+        """The trained plate finder: its boxes are read after the classical localiser's
+        where those gave no sure reading (or alone, without ``classical``)."""
         self.classical = classical or finder is None
         """Search with the classical localiser too (without a finder, always)."""
         self.formats = formats if formats is not None else dict(COUNTRY_FORMATS)

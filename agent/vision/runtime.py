@@ -27,6 +27,8 @@ class Interpreter(Protocol):
 
     def invoke(self) -> None: ...
 
+    def resize_tensor_input(self, input_index: int, tensor_size: Any) -> None: ...
+
 
 def _interpreter_class() -> tuple[type[Any], str]:
     try:
