@@ -277,13 +277,11 @@ def build_model(width: float = 1.0):  # type: ignore[no-untyped-def]
 
 
 def train(args: argparse.Namespace) -> None:
-    import tensorflow as tf
+    from training.plates import configured_tensorflow
 
+    # seeded, deterministic ops, oneDNN on: as the OCR trainer runs
+    tf = configured_tensorflow(args.seed, args.threads)
     t0 = time.time()
-    tf.random.set_seed(args.seed)
-    np.random.seed(args.seed)
-    if args.threads:
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     shared = Path(args.shared) if args.shared and Path(args.shared).is_dir() else None
     log.info("rendering %d scenes (backgrounds: %s)", args.samples + args.val_samples, shared)
     xs, ys = render_dataset(args.seed, args.samples + args.val_samples, args.workers, shared)
@@ -400,8 +398,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=float, default=1.0)
     p.add_argument("--shared", default="../shared", help="folder with data/video (backgrounds)")
     p.add_argument("--name", default="outpost-plate-find-int8")
-    p.add_argument("--workers", type=int, default=max(1, (mp.cpu_count() or 2)))
-    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2)
     return p
 
 
