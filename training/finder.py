@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import logging
 import multiprocessing as mp
 import random
@@ -336,6 +335,8 @@ def _mask_iou(pred: np.ndarray, truth: np.ndarray) -> float:
 def export(model, args, xs, val_iou: float, wall: float) -> None:  # type: ignore[no-untyped-def]
     import tensorflow as tf
 
+    from training.plates import merge_manifest
+
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -357,10 +358,7 @@ def export(model, args, xs, val_iou: float, wall: float) -> None:  # type: ignor
     name = args.name
     f = out / f"{name}.tflite"
     f.write_bytes(data)
-    manifest_path = out / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"models": []}
-    entries = {m["name"]: m for m in manifest.get("models", [])}
-    entries[name] = {
+    entry = {
         "name": name,
         "file": f.name,
         "sha256": hashlib.sha256(data).hexdigest(),
@@ -381,8 +379,7 @@ def export(model, args, xs, val_iou: float, wall: float) -> None:  # type: ignor
         "synthetic_val_iou": round(val_iou, 4),
         "wall_time_s": round(wall),
     }
-    manifest["models"] = sorted(entries.values(), key=lambda m: m["name"])
-    manifest_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    merge_manifest(out, [entry])
     log.info("wrote %s (%d bytes)", f, len(data))
 
 

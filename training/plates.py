@@ -280,9 +280,7 @@ def export(model, args, xs, val_acc: float, wall: float) -> None:  # type: ignor
     shutil.rmtree(saved, ignore_errors=True)
 
     command = "python -m training.plates " + " ".join(args.argv)
-    manifest_path = out / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"models": []}
-    entries = {m["name"]: m for m in manifest.get("models", [])}
+    entries: dict[str, dict[str, object]] = {}
     for name, data, dtype in (
         (args.name, float_bytes, "float32"),
         (f"{args.name}-int8", int8_bytes, "uint8"),
@@ -315,9 +313,19 @@ def export(model, args, xs, val_acc: float, wall: float) -> None:  # type: ignor
             "synthetic_val_exact": round(val_acc, 4),
             "wall_time_s": round(wall),
         }
-    manifest["models"] = sorted(entries.values(), key=lambda m: m["name"])
-    manifest_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    merge_manifest(out, list(entries.values()))
     log.info("wrote %s", ", ".join(sorted(entries)))
+
+
+def merge_manifest(out: Path, entries: list[dict[str, object]]) -> None:
+    """Add ``entries`` to ``out/manifest.json`` (created if missing), each replacing the
+    entry of its name; the list sorted by name."""
+    path = out / "manifest.json"
+    manifest = json.loads(path.read_text()) if path.exists() else {"models": []}
+    by_name = {m["name"]: m for m in manifest.get("models", [])}
+    by_name.update({str(e["name"]): e for e in entries})
+    manifest["models"] = sorted(by_name.values(), key=lambda m: m["name"])
+    path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
 
 
 def parser() -> argparse.ArgumentParser:
