@@ -333,27 +333,14 @@ def _mask_iou(pred: np.ndarray, truth: np.ndarray) -> float:
 
 
 def export(model, args, xs, val_iou: float, wall: float) -> None:  # type: ignore[no-untyped-def]
-    import tensorflow as tf
-
-    from training.plates import merge_manifest
+    from training.plates import int8_tflite, merge_manifest
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
     saved = out / ".savedmodel-finder"
     model.export(str(saved), format="tf_saved_model", verbose=False)
-    conv = tf.lite.TFLiteConverter.from_saved_model(str(saved))
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-
-    def rep():  # type: ignore[no-untyped-def]
-        for i in range(0, 300):
-            yield [xs[i : i + 1].astype(np.float32)[..., None]]
-
-    conv.representative_dataset = rep
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.uint8
-    conv.inference_output_type = tf.float32
-    data = conv.convert()
+    data = int8_tflite(saved, xs, 300)
     shutil.rmtree(saved, ignore_errors=True)
     name = args.name
     f = out / f"{name}.tflite"
