@@ -64,6 +64,11 @@ clock at the border reads as surely as a plate, so it does not count. On the tol
 frames (whole frame) that took the crops read per frame (``read_crop`` calls) from 29.9
 to 24.2; US dev scenes end to end unchanged (78.8 %, 75.2 % with both countries; the
 drop-in 84.7 %, before 4/L were confusable), and their time per scene 61.9 -> 50.8 ms."""
+
+
+def _sure(read: PlateRead) -> bool:
+    """Read at least ``SURE``, in a configured format."""
+    return read.confidence >= SURE and read.format is not None
 LEAN_MIN = 0.2
 """A crop read as a Chinese plate whose characters lean by at least this much (x per y,
 ``preprocess.lean``) is stood upright (``preprocess.upright``) and read again, variants and
@@ -475,7 +480,7 @@ class PlateReader:
                 if read.text.isascii() and read.text.isalpha():
                     penalty *= WORD_PENALTY
                 score *= penalty
-                sure = read.confidence >= SURE and read.format is not None
+                sure = _sure(read)
                 if score > best_score:
                     best, best_score = read, score
                     settled = sure and penalty == 1.0
@@ -487,7 +492,7 @@ class PlateReader:
         if best is None:
             return None
         final = self._refit(image, best)
-        if from_finder and not (final.confidence >= SURE and final.format is not None):
+        if from_finder and not _sure(final):
             # beside the classical search, a finder's box must read surely in the end: it
             # also finds signs and lettering, read as plates at 0.8-0.9
             return self._refit(image, fallback) if fallback is not None else None
