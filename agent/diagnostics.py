@@ -36,7 +36,7 @@ from agent import __version__
 from agent.config import Settings, load_settings
 from agent.control import request
 from agent.errors import ConfigError, ControlError, DriverFault
-from agent.plates.models import verify_ocr_model
+from agent.plates.models import verify_plate_model
 from agent.vision.config import CameraConfig
 from agent.vision.models import verify_model
 
@@ -587,7 +587,7 @@ def _model_check(model_dir: Path, name: str, what: str) -> Check:
     label = f"{what} model {name}"
     hint = "re-install the model files (outpost provision or the image) from the vendor"
     try:
-        path, _ = verify_ocr_model(model_dir, name)
+        path, _ = verify_plate_model(model_dir, name)
     except DriverFault as exc:
         return Check("models", label, FAIL, str(exc), hint)
     return Check("models", label, OK, f"{path.name} sha256 ok")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from agent.errors import CommandError, DriverFault
 from agent.events import EventSink, Priority
 from agent.plates.config import FastPlateOcrConfig, PlatesConfig
-from agent.plates.models import verify_ocr_model
+from agent.plates.models import verify_plate_model
 from agent.plates.tap import PlateTap
 from agent.plates.voting import PlateRead, VotedPlate, from_message
 from agent.plates.watchlist import Watchlist, keyed_hash, load_or_create_key, parse_entries
@@ -255,13 +255,13 @@ def check_model(cfg: PlatesConfig) -> None:
     """Raise ``DriverFault`` unless the configured OCR models, and the plate finder where
     ``finder`` uses it, are present and intact."""
     if cfg.finder != "classical":
-        verify_ocr_model(Path(cfg.model_dir), cfg.finder_model)
+        verify_plate_model(Path(cfg.model_dir), cfg.finder_model)
     if isinstance(cfg.ocr, FastPlateOcrConfig):
         if not Path(cfg.ocr.path).is_file():
             raise DriverFault(f"fast-plate-ocr model {cfg.ocr.path} not found")
         return
     for name in cfg.ocr.names:
-        verify_ocr_model(Path(cfg.model_dir), name)
+        verify_plate_model(Path(cfg.model_dir), name)
 
 
 def build(ctx: AgentContext) -> list[Component]:

@@ -97,13 +97,16 @@ def boxes_from_map(
     probable cell, the surest first (``FIND_MAX``)."""
     binary = (probs >= threshold).astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    # each component's most probable cell, in one pass over the map
+    peak = np.zeros(n, np.float32)
+    np.maximum.at(peak, labels.ravel().astype(np.intp), probs.ravel())
     out: list[tuple[Box, float]] = []
     f = FIND_STRIDE / scale
     for i in range(1, n):
         x, y, w, h, area = (int(v) for v in stats[i])
         if area < FIND_MIN_CELLS:
             continue
-        score = float(probs[labels == i].max())
+        score = float(peak[i])
         bx, by = origin[0] + int(x * f), origin[1] + int(y * f)
         bw = min(int(np.ceil(w * f)), size[0] - bx)
         bh = min(int(np.ceil(h * f)), size[1] - by)

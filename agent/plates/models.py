@@ -1,8 +1,9 @@
-"""Plate OCR models listed in ``model_dir/manifest.json``: find one and check its file.
+"""Plate models (the OCR models and the plate finder) listed in ``model_dir/manifest.json``:
+find one and check its file.
 
 Standard library only (plus the shared hash helper), so the agent process can check the
 model at start without loading OpenCV, numpy or the TFLite runtime. The reader, the plates
-component and ``outpost doctor`` all go through ``verify_ocr_model``.
+component and ``outpost doctor`` all go through ``verify_plate_model``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from agent.errors import DriverFault
 from agent.vision.models import MANIFEST_NAME, sha256_file
 
 
-def verify_ocr_model(model_dir: Path, name: str) -> tuple[Path, dict[str, Any]]:
+def verify_plate_model(model_dir: Path, name: str) -> tuple[Path, dict[str, Any]]:
     """The model file and its manifest entry; ``DriverFault`` says what is missing or corrupt."""
     manifest = model_dir / MANIFEST_NAME
     try:

@@ -26,7 +26,7 @@ from agent.plates.formats import (
     is_chinese,
 )
 from agent.plates.localise import Box, Candidate, crop, expand, iou, locate, with_text_boxes
-from agent.plates.models import verify_ocr_model
+from agent.plates.models import verify_plate_model
 from agent.plates.ocr import (
     CtcTfliteOcr,
     FastPlateOcr,
@@ -105,7 +105,7 @@ def load_ocr(cfg: PlatesConfig) -> PlateOcr:
     groups: list[tuple[list[CtcTfliteOcr], list[str]]] = []
     covered: set[str] = set()
     for name in cfg.ocr.names:
-        path, entry = verify_ocr_model(Path(cfg.model_dir), name)
+        path, entry = verify_plate_model(Path(cfg.model_dir), name)
         scripts = list(entry.get("countries") or ("cn", "latin"))
         models = next((m for m, s in groups if set(s) == set(scripts)), None)
         if models is None and needed.intersection(scripts) - covered:
@@ -129,7 +129,7 @@ def load_finder(cfg: PlatesConfig) -> PlateFinder | None:
     is missing or corrupt), else None."""
     if cfg.finder == "classical":
         return None
-    path, _entry = verify_ocr_model(Path(cfg.model_dir), cfg.finder_model)
+    path, _entry = verify_plate_model(Path(cfg.model_dir), cfg.finder_model)
     return PlateFinder(path, threads=cfg.threads)
 
 

@@ -16,7 +16,7 @@ from agent.plates import finder as finder_mod
 from agent.plates import localise
 from agent.plates.config import PlatesConfig
 from agent.plates.finder import FIND_STRIDE, PlateFinder, boxes_from_map
-from agent.plates.models import verify_ocr_model
+from agent.plates.models import verify_plate_model
 from agent.plates.reader import load_finder
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,7 +26,7 @@ needs_dev = pytest.mark.skipif(not DEV.is_dir(), reason="../shared/data/plates-d
 
 
 def _finder() -> PlateFinder:
-    path, _ = verify_ocr_model(MODELS, PlatesConfig().finder_model)
+    path, _ = verify_plate_model(MODELS, PlatesConfig().finder_model)
     return PlateFinder(path)
 
 
