@@ -4,6 +4,7 @@ Usage::
 
     .venv/bin/python bench/plates_frame.py [--video ../shared/data/video/tollbooth_720p.mp4]
         [--every 6] [--roi X,Y,W,H] [--dim-search off] [--finder classical,both]
+        [--finder-every 1,3]
 
 Decodes the video, and for every ``--every``-th frame times ``PlateReader.read_image``
 (localise, crop margins, OCR, formats) on the whole frame and on the ROI. The baseline in
@@ -14,7 +15,9 @@ does: the detector on the frame (as one region), then plates read only inside it
 boxes, on the frames where it finds at least one vehicle.
 
 ``--finder``: one or more ``[plates] finder`` settings, timed one after another in the same
-run (``classical,both``: without the trained finder, then with it).
+run (``classical,both``: without the trained finder, then with it). ``--finder-every``: one
+or more ``[plates] finder_every`` settings, each timed with each ``--finder`` (as a camera's
+``PlateTap`` does, the finder beside the classical search is run on every Nth timed frame).
 """
 
 from __future__ import annotations
@@ -74,9 +77,16 @@ def main() -> int:
         help="[plates] finder settings to time in turn, comma-separated "
         "(both, model, classical; default: the config's default)",
     )
+    p.add_argument(
+        "--finder-every",
+        default=str(PlatesConfig().finder_every),
+        help="[plates] finder_every settings to time in turn, comma-separated (default: "
+        "the config's default)",
+    )
     args = p.parse_args()
-    finders = args.finder.split(",")
-    bad = [f for f in finders if f not in ("both", "model", "classical")]
+    everies = [int(v) for v in args.finder_every.split(",")]
+    finders = [(f, n) for f in args.finder.split(",") for n in everies]
+    bad = [f for f, _ in finders if f not in ("both", "model", "classical")]
     if bad:
         p.error(f"--finder {','.join(bad)}: not both, model or classical")
     dim = args.dim_search == "on"
@@ -89,35 +99,35 @@ def main() -> int:
     shots = frames(video, args.every)
     h, w = shots[0].shape[:2]  # type: ignore[attr-defined]
     print(f"{video.name}: {len(shots)} frames of {w}x{h}, every {args.every}th")
-    for finder, (label, region) in (
+    for (finder, every), (label, region) in (
         (f, r) for f in finders for r in (("whole frame", None), (f"roi {args.roi}", roi))
     ):
-        label = f"{label} [{finder}]"
+        label = f"{label} [{finder}, 1/{every}]"
         reader = PlateReader.from_config(PlatesConfig(roi=region, dim_search=dim, finder=finder))
         reader.read_image(shots[0])  # load the model, warm the interpreter
         whole: Box = (0, 0, w, h)
         base, total, plates = [], [], 0
-        for f in shots:
+        for i, f in enumerate(shots):
             t0 = time.perf_counter()
             find_plates(f, region or whole, extra=extra)  # type: ignore[arg-type]
             base.append((time.perf_counter() - t0) * 1000)
             t0 = time.perf_counter()
-            plates += len(reader.read_image(f))  # type: ignore[arg-type]
+            plates += len(reader.read_image(f, None, i % every == 0))  # type: ignore[arg-type]
             total.append((time.perf_counter() - t0) * 1000)
         ratio = statistics.median(total) / statistics.median(base)
         print(f"{label:34s} localise only (baseline): {summary(base)}")
         print(f"{label:34s} read_image, end to end:   {summary(total)}  = {ratio:.1f}x baseline;"
               f" {plates} readings (goal: median <= 60 ms)")
     if (args.shared / "models" / "coco_ssd_mobilenet_v1_quant.tflite").is_file():
-        for finder in finders:
-            vehicle_boxes(shots, args.shared, dim, finder)
+        for finder, every in finders:
+            vehicle_boxes(shots, args.shared, dim, finder, every)
     else:
         print(f"no COCO SSD model under {args.shared}/models: the detector's mode is skipped")
     return 0
 
 
 def vehicle_boxes(
-    shots: list[object], shared: Path, dim: bool = True, finder: str = "both"
+    shots: list[object], shared: Path, dim: bool = True, finder: str = "both", every: int = 1
 ) -> None:
     """Detector, then plates read inside its vehicle boxes: the camera path of the daemon."""
     from agent.vision.config import VisionConfig
@@ -134,7 +144,7 @@ def vehicle_boxes(
     reader = PlateReader.from_config(PlatesConfig(dim_search=dim, finder=finder))
     reader.read_image(shots[0])  # type: ignore[arg-type]
     base, detect, total, boxes, plates = [], [], [], 0, 0
-    for f in shots:
+    for i, f in enumerate(shots):
         h, w = f.shape[:2]  # type: ignore[attr-defined]
         t0 = time.perf_counter()
         found = detector.detect(f, [(0, 0, w, h)])  # type: ignore[arg-type]
@@ -147,7 +157,7 @@ def vehicle_boxes(
         ]
         if not vehicles:
             continue
-        plates += len(reader.read_image(f, vehicles))  # type: ignore[arg-type]
+        plates += len(reader.read_image(f, vehicles, i % every == 0))  # type: ignore[arg-type]
         t2 = time.perf_counter()
         for v in vehicles:
             find_plates(f, v, extra=None if dim else 0)  # type: ignore[arg-type]
@@ -158,7 +168,7 @@ def vehicle_boxes(
     if not total:
         print("vehicle boxes: the detector found no vehicle")
         return
-    label = f"vehicle boxes [{finder}]"
+    label = f"vehicle boxes [{finder}, 1/{every}]"
     print(f"{label:34s} {len(total)} frames with a vehicle, {boxes / len(total):.1f} boxes each")
     print(f"{label:34s} localise only (baseline): {summary(base)}")
     print(f"{label:34s} detector:                 {summary(detect)}")

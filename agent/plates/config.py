@@ -115,6 +115,13 @@ class PlatesConfig(_Section):
     finder_model: str = Field(
         "outpost-plate-find-int8", description="manifest name of the trained plate finder"
     )
+    finder_every: int = Field(
+        3,
+        ge=1,
+        le=100,
+        description="in video, beside the classical search, the finder is run on every Nth "
+        "frame of a camera (1: every frame); a still image is always searched with it",
+    )
     home_provinces: list[str] = Field(
         default_factory=list,
         description="province characters of the checkpoint's own area, e.g. ['皖']: on a "

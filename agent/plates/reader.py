@@ -418,20 +418,25 @@ class PlateReader:
 
     # ------------------------------------------------------------------ scenes
 
-    def read_image(self, image: Image, regions: Sequence[Box] | None = None) -> list[PlateRead]:
-        """Find and read plates: at most one per region (vehicle box), or one in the ROI/frame."""
+    def read_image(
+        self, image: Image, regions: Sequence[Box] | None = None, finder: bool = True
+    ) -> list[PlateRead]:
+        """Find and read plates: at most one per region (vehicle box), or one in the ROI/frame.
+
+        ``finder=False``: beside the classical search, leave the trained finder out this
+        time (a video reads it on some frames only: ``PlateTap``); alone it always runs."""
         if regions is None or len(regions) == 0:
             regions = (
                 [self.roi] if self.roi is not None else [(0, 0, image.shape[1], image.shape[0])]
             )
         out: list[PlateRead] = []
         for region in regions:
-            best = self._best_in_region(image, region)
+            best = self._best_in_region(image, region, finder)
             if best is not None:
                 out.append(best)
         return out
 
-    def _best_in_region(self, image: Image, region: Box) -> PlateRead | None:
+    def _best_in_region(self, image: Image, region: Box, finder: bool = True) -> PlateRead | None:
         best: PlateRead | None = None
         best_score = 0.0
         if self.classical:
@@ -450,7 +455,7 @@ class PlateReader:
             # for a plate the first search missed: each is run, and its boxes read, only
             # while the winner is unsettled
             later: list[Callable[[], list[Candidate]]] = [second]
-            if self.classical and self.finder is not None:
+            if self.classical and self.finder is not None and finder:
                 later.insert(0, lambda: self._found(image, region, scored=False, known=first))
             for search in later:
                 if settled:

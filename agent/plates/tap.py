@@ -35,8 +35,14 @@ class PlateTap:
         timeout_s: float,
         min_reads: int,
         min_confidence: float = 0.0,
+        finder_every: int = 1,
     ) -> None:
         self.reader = reader
+        self.finder_every = max(finder_every, 1)
+        """The trained finder (beside the classical search) is run on every Nth frame of a
+        camera: a passing car stays in view for many frames, and the finder costs about
+        as much as the classical search on a frame where no plate reads surely."""
+        self._camera_frames: dict[str, int] = {}
         self._on_decided = on_decided
         self.min_confidence = min_confidence
         self._unsure = 0
@@ -48,8 +54,16 @@ class PlateTap:
 
     @classmethod
     def from_config(cls, reader: PlateReader, cfg: PlatesConfig, on_decided: Decided) -> PlateTap:
-        """A tap with ``[plates]``' track timeout, minimum reads and minimum confidence."""
-        return cls(reader, on_decided, cfg.track_timeout_s, cfg.min_reads, cfg.min_confidence)
+        """A tap with ``[plates]``' track timeout, minimum reads, minimum confidence and
+        ``finder_every``."""
+        return cls(
+            reader,
+            on_decided,
+            cfg.track_timeout_s,
+            cfg.min_reads,
+            cfg.min_confidence,
+            cfg.finder_every,
+        )
 
     def read_frame(
         self,
@@ -71,8 +85,12 @@ class PlateTap:
         out: list[PlateRead] = []
         with self._lock:
             self.frames += 1
+            seen = self._camera_frames.get(camera, 0)
+            self._camera_frames[camera] = seen + 1
+            finder = seen % self.finder_every == 0
             for track, box in jobs:
-                reads = self.reader.read_image(frame, [box] if box is not None else None)
+                region = [box] if box is not None else None
+                reads = self.reader.read_image(frame, region, finder)
                 for r in reads:
                     tid = track if vehicles else self._voter.assign(track, r.text)
                     r.ts = time.time()

@@ -159,7 +159,7 @@ class _FakeReader:
         self.texts = texts
         self.ocr = type("O", (), {"name": "fake"})()
 
-    def read_image(self, image: Any, regions: Any = None) -> list[Any]:
+    def read_image(self, image: Any, regions: Any = None, finder: bool = True) -> list[Any]:
         from agent.plates.voting import PlateRead
 
         text = self.texts.pop(0)

@@ -144,6 +144,35 @@ def test_the_finder_is_asked_only_while_no_sure_plate_is_found() -> None:
     assert recorder.asked == 2
 
 
+def test_in_video_the_finder_runs_on_every_nth_frame_of_each_camera() -> None:
+    """``finder_every``: a tap asks the finder on a camera's 1st, 4th, 7th… frame (each
+    camera counted apart); a still image (``read_image``) always asks it, unless told not."""
+    from agent.plates.reader import PlateReader
+    from agent.plates.tap import PlateTap
+
+    cfg = PlatesConfig(countries=["us"], finder="classical", finder_every=3)
+    reader = PlateReader.from_config(cfg)
+    recorder = _Recorder((0, 0, 60, 30))
+    reader.finder = recorder
+    flat = np.full((240, 320, 3), 90, np.uint8)  # nothing reads: the finder is wanted
+    assert reader.read_image(flat) == [] and recorder.asked == 1
+    assert reader.read_image(flat, finder=False) == [] and recorder.asked == 1
+    tap = PlateTap.from_config(reader, cfg, lambda track, voted: None)
+    asked = []
+    for i in range(7):
+        before = recorder.asked
+        tap.read_frame(flat, camera="gate")
+        if i < 2:
+            tap.read_frame(flat, camera="lane2")  # its own count: asked on its 1st frame
+        asked.append(recorder.asked - before)
+    assert asked == [2, 0, 0, 1, 0, 0, 1]
+    every = PlateTap.from_config(reader, PlatesConfig(finder_every=1), lambda t, v: None)
+    before = recorder.asked
+    for _ in range(3):
+        every.read_frame(flat, camera="gate")
+    assert recorder.asked - before == 3
+
+
 @pytest.mark.parametrize(("found", "expected"), [(0.97, "ABC123"), (0.99, "SIGN77")])
 def test_a_finders_box_must_read_surely_to_win(
     monkeypatch: pytest.MonkeyPatch, found: float, expected: str
