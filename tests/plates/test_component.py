@@ -94,6 +94,11 @@ def test_watchlist_push_survives_restart_and_hit_is_an_alarm(tmp_path: Path) -> 
     assert hit["distance"] == pytest.approx(0.25)
     comp2.submit("ZZZ999")
     assert sink2.types()[-1] == "plate.read"
+    comp2.submit("豫A12345")  # the province misread, the rest right: still the stolen car
+    assert sink2.types()[-2:] == ["plate.read", "plate.hit"]
+    assert sink2.events[-1][1]["distance"] == pytest.approx(0.5)
+    comp2.submit("豫A1234S")  # the province and one more character: not a match
+    assert sink2.types()[-1] == "plate.read"
     listed = comp2.watchlist_command({"op": "list"})
     assert len(listed["entries"]) == 2
     assert comp2.watchlist_command({"op": "remove", "plates": ["8PQR123"]})["removed"] == 1

@@ -93,6 +93,17 @@ def test_confusion_aware_distance() -> None:
     assert normalise("京A·12345") == "京A12345"
 
 
+def test_a_province_or_a_look_alike_letter_costs_half_a_character() -> None:
+    """``PROVINCE_SWAP``, ``LOOKALIKE_SWAP``: one of them alone keeps a reading within the
+    watchlist's default distance (0.5), one with any other difference does not."""
+    assert match_distance("赣BLU198", "豫BLU198") == pytest.approx(0.5)
+    assert match_distance("CWH3083", "CWM3083") == pytest.approx(0.5)
+    assert match_distance("MSG979", "WSG979") == pytest.approx(0.5)
+    assert match_distance("赣BLU19B", "豫BLU198") == pytest.approx(0.75)  # and an 8/B swap
+    assert match_distance("京A12345", "AA12345") == 1  # a province for a letter: no discount
+    assert match_distance("HWA123", "WHA123") == 2  # H and W are not alike
+
+
 def test_a_us_layout_takes_the_models_own_second_choice() -> None:
     # a Z read among the digits of ABC1234, where the model also saw a 2
     alts = _alts("AKS43Z9")
