@@ -181,12 +181,16 @@ class Agent:
 
     def _connect_plates(self) -> None:
         """Plate tracks decided in the vision worker become events in the plates component."""
-        handler = next((getattr(c, "handle_message", None) for c in self.components
-                        if c.name == "plates"), None)
+        plates = next((c for c in self.components if c.name == "plates"), None)
+        handler = getattr(plates, "handle_message", None)
         for comp in self.components:
             set_handler = getattr(comp, "set_plate_handler", None)
             if handler is not None and callable(set_handler):
                 set_handler(handler)
+            set_watchlist = getattr(comp, "set_watchlist", None)
+            set_sink = getattr(plates, "set_watch_sink", None)
+            if callable(set_watchlist) and callable(set_sink):
+                set_sink(set_watchlist)  # the worker decides a watched car's track at once
 
     def shutdown(self) -> None:
         sdnotify.stopping("flushing outbox")

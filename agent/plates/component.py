@@ -11,7 +11,7 @@ import argparse
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,10 +52,11 @@ class PlateComponent:
         self.cfg = cfg
         self.sink = sink
         self.state_dir = state_dir
-        self.tap = PlateTap.from_config(reader, cfg, self.publish) if reader is not None else None
         self.watchlist = Watchlist(
             cfg.watchlist_file or state_dir / "plates-watchlist.json", cfg.match_distance
         )
+        self.tap = self._new_tap(reader) if reader is not None else None
+        self._watch_sink: Callable[[list[str], float], None] | None = None
         self.fault: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -102,8 +103,24 @@ class PlateComponent:
             except DriverFault as exc:
                 self._disable(exc)
                 return None
-            self.tap = PlateTap.from_config(reader, self.cfg, self.publish)
+            self.tap = self._new_tap(reader)
         return self.tap
+
+    def _new_tap(self, reader: PlateReader) -> PlateTap:
+        tap = PlateTap.from_config(reader, self.cfg, self.publish)
+        tap.set_watch(lambda text: self.watchlist.match(text) is not None)
+        return tap
+
+    def set_watch_sink(self, sink: Callable[[list[str], float], None]) -> None:
+        """``sink(plates, max_distance)`` is given the watchlist now and after each change:
+        the vision worker reads plates where the frames are, and decides a watched car's
+        track at once (``early_hit``)."""
+        self._watch_sink = sink
+        self._push_watchlist()
+
+    def _push_watchlist(self) -> None:
+        if self._watch_sink is not None:
+            self._watch_sink([e.plate for e in self.watchlist.entries], self.cfg.match_distance)
 
     def stop(self) -> None:
         self._stop.set()
@@ -224,12 +241,14 @@ class PlateComponent:
         if op in ("set", "add"):
             entries = parse_entries(args.get("entries"))
             (self.watchlist.replace if op == "set" else self.watchlist.add)(entries)
+            self._push_watchlist()
             return {"count": len(self.watchlist.entries), "updated": self.watchlist.updated}
         if op == "remove":
             plates = args.get("plates")
             if not isinstance(plates, list) or not all(isinstance(p, str) for p in plates):
                 raise CommandError("remove needs 'plates': a list of strings")
             removed = self.watchlist.remove(plates)
+            self._push_watchlist()
             return {"removed": removed, "count": len(self.watchlist.entries)}
         raise CommandError(f"op {op!r}: use set, add, remove or list")
 

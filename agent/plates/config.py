@@ -115,6 +115,12 @@ class PlatesConfig(_Section):
     finder_model: str = Field(
         "outpost-plate-find-int8", description="manifest name of the trained plate finder"
     )
+    early_hit: bool = Field(
+        True,
+        description="a reading that matches the watchlist decides its track at once: "
+        "plate.read and plate.hit are sent while the car is in view, not when its track "
+        "ends (false: every track is decided when it ends)",
+    )
     finder_every: int = Field(
         3,
         ge=1,

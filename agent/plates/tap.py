@@ -36,8 +36,17 @@ class PlateTap:
         min_reads: int,
         min_confidence: float = 0.0,
         finder_every: int = 1,
+        early_hit: bool = False,
     ) -> None:
         self.reader = reader
+        self.early_hit = early_hit
+        self._decided_early: list[tuple[str, VotedPlate]] = []
+        """Tracks decided by ``_early``, told on the next ``tick``: the caller of
+        ``read_frame`` first adds the plate's picture to its readings."""
+        self.watch: Callable[[str], bool] | None = None
+        """Whether a plate is on the watchlist (``set_watch``). With ``early_hit``, a
+        reading it takes decides its track at once, so that the ``plate.hit`` is raised
+        while the car is still in view, not when its track ends."""
         self.finder_every = max(finder_every, 1)
         """The trained finder (beside the classical search) is run on every Nth frame of a
         camera: a passing car stays in view for many frames, and the finder costs about
@@ -63,7 +72,13 @@ class PlateTap:
             cfg.min_reads,
             cfg.min_confidence,
             cfg.finder_every,
+            cfg.early_hit,
         )
+
+    def set_watch(self, watch: Callable[[str], bool] | None) -> None:
+        """The watchlist's test for a plate's text (None: no watchlist)."""
+        with self._lock:
+            self.watch = watch
 
     def read_frame(
         self,
@@ -96,6 +111,9 @@ class PlateTap:
                     r.ts = time.time()
                     r.extra = {"camera": camera, "track": tid, "media": media}
                     self._voter.add(tid, r, now)
+                    voted = self._early(tid, r)
+                    if voted is not None:
+                        self._decided_early.append((tid, voted))
                 if not reads and vehicles:
                     # A vehicle still in view keeps its vote open even in frames where its
                     # plate is not legible; the ROI's tracks end when readings stop.
@@ -104,24 +122,47 @@ class PlateTap:
                 out.extend(reads)
         return out
 
+    def _early(self, track: str, read: PlateRead) -> VotedPlate | None:
+        """With ``early_hit``: the track decided now, if this reading is on the watchlist
+        and so is the vote of the track's readings so far (``TrackVoter.decide``)."""
+        watch = self.watch
+        if (
+            not self.early_hit
+            or watch is None
+            or read.confidence < self.min_confidence
+            or self._voter.decided(track)
+            or not watch(read.text)
+        ):
+            return None
+        return self._voter.decide(
+            track, lambda v: v.confidence >= self.min_confidence and watch(v.text)
+        )
+
     def end_track(self, track_id: str) -> None:
-        """The tracker lost this vehicle: decide its plate now instead of at the timeout."""
+        """The tracker lost this vehicle: decide its plate now instead of at the timeout
+        (a track decided early, ``early_hit``, is told now if no ``tick`` has told it)."""
         with self._lock:
+            finished, self._decided_early = self._decided_early, []
             voted = self._voter.finish(track_id)
         if voted is not None:
-            self._decide(track_id, voted)
+            finished.append((track_id, voted))
+        for track, decided in finished:
+            self._decide(track, decided)
 
     def tick(self, now: float | None = None) -> None:
-        """Decide the tracks that have been silent for the timeout."""
+        """Tell the tracks decided early (``early_hit``), then decide those that have been
+        silent for the timeout."""
         with self._lock:
-            finished = self._voter.due(time.monotonic() if now is None else now)
+            finished, self._decided_early = self._decided_early, []
+            finished += self._voter.due(time.monotonic() if now is None else now)
         for track, voted in finished:
             self._decide(track, voted)
 
     def flush(self) -> None:
         """Decide every open track (at shutdown)."""
         with self._lock:
-            finished = self._voter.flush()
+            finished, self._decided_early = self._decided_early, []
+            finished += self._voter.flush()
         for track, voted in finished:
             self._decide(track, voted)
 

@@ -6,6 +6,7 @@ Pure bookkeeping: readings go in with a track id and a time, finished tracks com
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,6 +107,10 @@ class TrackVoter:
         self._reads: dict[str, list[PlateRead]] = {}
         self._last: dict[str, float] = {}
         self._serial = 0
+        self._decided: set[str] = set()
+        """Tracks decided before they ended (``decide``): their later readings are kept,
+        so that a fixed camera's readings of the same car still join them, but they are
+        not decided again."""
         self.dropped = 0
         """Tracks finished with fewer than ``min_reads`` readings that agree."""
 
@@ -136,9 +141,29 @@ class TrackVoter:
         if track_id in self._reads:
             self._last[track_id] = now
 
+    def decide(
+        self, track_id: str, accept: Callable[[VotedPlate], bool]
+    ) -> VotedPlate | None:
+        """Decide an open track now, from its readings so far, if their vote has at least
+        ``min_reads`` readings that agree and ``accept`` takes it (``early_hit``: the
+        voted plate is on the watchlist). None, and the track stays open, otherwise."""
+        if track_id in self._decided:
+            return None
+        voted = vote(self._reads.get(track_id, []))
+        if voted is None or voted.agree < self.min_reads or not accept(voted):
+            return None
+        self._decided.add(track_id)
+        return voted
+
+    def decided(self, track_id: str) -> bool:
+        return track_id in self._decided
+
     def finish(self, track_id: str) -> VotedPlate | None:
         reads = self._reads.pop(track_id, [])
         self._last.pop(track_id, None)
+        if track_id in self._decided:  # decided already (``decide``): not twice
+            self._decided.discard(track_id)
+            return None
         voted = vote(reads)
         # frames that agree, not frames: two readings of a tiny plate far off in a side lane
         # (`17171`, `5L1717T1`) are not a plate read twice

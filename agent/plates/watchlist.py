@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,7 @@ class Watchlist:
         self.max_distance = max_distance
         self._lock = threading.Lock()
         self._entries: list[WatchEntry] = []
+        self._index: PlateIndex | None = None
         self.updated: str = ""
         self.load_error: str | None = None
         self._load()
@@ -127,16 +129,64 @@ class Watchlist:
 
     def match(self, text: str) -> WatchHit | None:
         """The closest entry within ``max_distance`` (confusable swaps are cheap), or None."""
+        with self._lock:
+            entries, index = self._entries, self._index
+            if index is None or index.plates_of is not entries:
+                index = self._index = PlateIndex(entries, self.max_distance)
+        found = index.closest(text)
+        return None if found is None else WatchHit(entries[found[0]], found[1])
+
+
+CHEAPEST_SWAP = 0.25
+"""The least one character read for another costs in ``match_distance`` (a confusable
+swap): under a distance of 1 (one character added or dropped) a plate can only be as close
+as ``max_distance`` with at most ``max_distance / CHEAPEST_SWAP`` characters swapped."""
+
+
+class PlateIndex:
+    """Watched plates, looked up by a reading: ``closest`` gives the nearest within
+    ``max_distance`` (``match_distance``).
+
+    With ``early_hit`` every frame's reading is matched, against lists of up to
+    ``MAX_ENTRIES``. Under a distance of 1 a match has the reading's length and at most k
+    characters swapped (``CHEAPEST_SWAP``), so of the plate cut into k + 1 parts one part
+    is the reading's own: each plate is filed under its parts, and a reading is measured
+    only against the plates that share one of its parts. From a distance of 1 on, every
+    plate of a near length is measured."""
+
+    def __init__(self, entries: Sequence[WatchEntry | str], max_distance: float) -> None:
+        self.plates_of = entries
+        """The sequence the index was built from (``Watchlist`` rebuilds when it changes)."""
+        self.plates = [normalise(e if isinstance(e, str) else e.plate) for e in entries]
+        self.max_distance = max_distance
+        self._parts = int(max_distance / CHEAPEST_SWAP) + 1 if max_distance < 1 else 0
+        self._filed: dict[tuple[int, int, str], list[int]] = {}
+        for i, plate in enumerate(self.plates):
+            for key in self._keys(plate):
+                self._filed.setdefault(key, []).append(i)
+
+    def _keys(self, plate: str) -> list[tuple[int, int, str]]:
+        n, k = len(plate), self._parts
+        return [(n, j, plate[j * n // k : (j + 1) * n // k]) for j in range(k)]
+
+    def closest(self, text: str) -> tuple[int, float] | None:
+        """The index (in the entries given) of the closest plate and its distance, or None."""
         text = normalise(text)
         if not text:
             return None
-        best: WatchHit | None = None
-        for e in self.entries:
-            if abs(len(e.plate) - len(text)) > self.max_distance:
+        if self._parts:
+            found = {i for key in self._keys(text) for i in self._filed.get(key, ())}
+            candidates: Iterable[int] = sorted(found)
+        else:
+            candidates = range(len(self.plates))
+        best: tuple[int, float] | None = None
+        for i in candidates:
+            plate = self.plates[i]
+            if abs(len(plate) - len(text)) > self.max_distance:
                 continue
-            d = match_distance(text, e.plate)
-            if d <= self.max_distance and (best is None or d < best.distance):
-                best = WatchHit(e, d)
+            d = match_distance(text, plate)
+            if d <= self.max_distance and (best is None or d < best[1]):
+                best = (i, d)
                 if d == 0:
                     break
         return best

@@ -100,6 +100,7 @@ class VisionService:
         self.restarts = 0
         self.counts: dict[str, int] = {}
         self._plate_handler: Any = None
+        self._watch: Message | None = None
         ctx.commands.register(
             "snapshot", self.cmd_snapshot, description="JPEG of a camera now: {camera}"
         )
@@ -184,6 +185,8 @@ class VisionService:
             daemon=True,
         )
         self._proc.start()
+        if self._watch is not None:
+            self._requests.put(self._watch)
 
     def _plates_json(self) -> str | None:
         """The ``[plates]`` settings for the worker, when a camera reads plates."""
@@ -195,6 +198,13 @@ class VisionService:
         if plates is None or not plates.enabled or not readers:
             return None
         return str(plates.model_dump_json())
+
+    def set_watchlist(self, plates: list[str], max_distance: float) -> None:
+        """The plates component's watchlist, for the worker's plate reader (``early_hit``);
+        sent again to a restarted worker."""
+        self._watch = {"op": "watchlist", "plates": list(plates), "max_distance": max_distance}
+        if self._requests is not None:
+            self._requests.put(self._watch)
 
     def set_plate_handler(self, handler: Any) -> None:
         """``handler(message)`` receives each decided plate track from the worker."""

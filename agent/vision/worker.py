@@ -182,6 +182,8 @@ class Worker:
                 ).start()
             elif op == "alarm":
                 self._alarm_pictures(req)
+            elif op == "watchlist":
+                self._watchlist(req)
             elif op == "effect":
                 p = self._pipeline(req["camera"])
                 p.effect = req.get("effect")
@@ -231,6 +233,16 @@ class Worker:
             self.reply(req, result, clip=clip)
         except DriverFault as exc:
             self.reply(req, error=str(exc))
+
+    def _watchlist(self, req: Message) -> None:
+        """The agent's watchlist (its plates), for ``early_hit``: a track whose readings
+        are on it is decided at once, here where the frames are."""
+        if self.plates is None:
+            return
+        from agent.plates.watchlist import PlateIndex
+
+        index = PlateIndex([str(p) for p in req["plates"]], float(req["max_distance"]))
+        self.plates.set_watch(lambda text: index.closest(text) is not None)
 
     def _alarm_pictures(self, req: Message) -> None:
         cfg = self.vision.alarm_pictures

@@ -101,6 +101,10 @@ plates = true
     # The watched plate raises an alarm-class hit that names the watchlist entry.
     assert [h["data"]["watch"]["plate"] for h in hits] == ["34A36837"]
     assert hits[0]["priority"] == "alarm"
+    # ``early_hit``: the worker had the watchlist and decided the watched car's track as
+    # soon as two frames agreed (min_reads), not when the car left (13 frames then; the
+    # hit came 11.0 s after start instead of 1.4 s, in a run with early_hit = false)
+    assert hits[0]["data"]["frames"] == 2, seen
     # Plates were read and voted on in the vision worker; the agent process only matched
     # the decided tracks against the watchlist (it never loaded the OCR model).
     assert status["vision"]["plates"]["reads"] >= 2 * len(reads)

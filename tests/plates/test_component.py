@@ -137,6 +137,43 @@ def test_privacy_hash_replaces_text_of_non_hits(tmp_path: Path) -> None:
     assert sink.types()[-1] == "plate.hit"
 
 
+@pytest.mark.parametrize("max_distance", [0.25, 0.5, 1.0])
+def test_the_plate_index_finds_what_measuring_every_plate_finds(max_distance: float) -> None:
+    """``PlateIndex`` (every frame's reading is matched, against up to 100,000 plates)
+    files plates under their parts; it must find the same closest plate as measuring each."""
+    import random
+
+    from agent.plates.formats import CN_PROVINCES, match_distance
+    from agent.plates.watchlist import PlateIndex
+
+    rng = random.Random(7)
+    chars = "ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"
+    plates = [
+        (rng.choice(CN_PROVINCES) if rng.random() < 0.5 else "")
+        + "".join(rng.choice(chars) for _ in range(rng.randint(4, 6)))
+        for _ in range(300)
+    ]
+    index = PlateIndex(plates, max_distance)
+    swaps = {"0": "O", "8": "B", "M": "H", "2": "Z"}
+    for _ in range(150):
+        text = list(rng.choice(plates))
+        for _ in range(rng.randint(0, 2)):
+            i = rng.randrange(len(text))
+            text[i] = swaps.get(text[i], rng.choice(chars))
+        if rng.random() < 0.2:
+            del text[rng.randrange(len(text))]
+        if text[0] in CN_PROVINCES and rng.random() < 0.3:
+            text[0] = rng.choice(CN_PROVINCES)
+        reading = "".join(text)
+        best = min(match_distance(reading, p) for p in plates)
+        found = index.closest(reading)
+        if best > max_distance:
+            assert found is None, reading
+        else:
+            assert found is not None and found[1] == pytest.approx(best), reading
+            assert match_distance(reading, plates[found[0]]) == pytest.approx(best)
+
+
 def test_watchlist_file_is_replaced_atomically(tmp_path: Path) -> None:
     wl = Watchlist(tmp_path / "wl.json")
     wl.replace(parse_entries(["ABC123", "ABC123", "XYZ789"]))
@@ -174,11 +211,13 @@ class _FakeReader:
 def test_read_frame_votes_per_track_and_emits_once(tmp_path: Path) -> None:
     sink = RecordingSink()
     reader = _FakeReader(["ABC123", "A8C123", "", "ABC123"])
-    comp = PlateComponent(PlatesConfig(), sink, tmp_path, reader=reader)  # type: ignore[arg-type]
+    cfg = PlatesConfig(early_hit=False)
+    comp = PlateComponent(cfg, sink, tmp_path, reader=reader)  # type: ignore[arg-type]
     comp.watchlist.replace(parse_entries(["ABC123"]))
     frame = np.zeros((720, 1280, 3), np.uint8)
     for _ in range(4):
         comp.read_frame(frame, [("t1", (0, 0, 640, 720))], camera="gate", media="m/1.jpg")
+    comp.tap.tick()  # type: ignore[union-attr]
     assert sink.events == []  # nothing until the track ends
     comp.end_track("t1")
     assert sink.types() == ["plate.read", "plate.hit"]
@@ -188,6 +227,38 @@ def test_read_frame_votes_per_track_and_emits_once(tmp_path: Path) -> None:
     assert read["box"] == [10, 20, 100, 30]
     comp.end_track("t1")
     assert len(sink.events) == 2
+
+
+def test_a_watched_plate_is_decided_and_hit_while_its_track_is_open(tmp_path: Path) -> None:
+    """``early_hit`` (the default): the first frames whose vote is on the watchlist decide
+    the track at the next tick, not when it ends; its later frames raise nothing more, and
+    a plate not watched still waits for its track's end."""
+    sink = RecordingSink()
+    reader = _FakeReader(["XYZ789", "ABC123", "ABC123", "A8C123", "ABC123", "XYZ789"])
+    comp = PlateComponent(PlatesConfig(min_reads=2), sink, tmp_path, reader=reader)  # type: ignore[arg-type]
+    comp.watchlist.replace(parse_entries(["ABC123"]))
+    tap = comp.tap
+    assert tap is not None
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    comp.read_frame(frame, [("other", (0, 0, 640, 720))], camera="gate")
+    comp.read_frame(frame, [("t1", (0, 0, 640, 720))], camera="gate")
+    tap.tick()
+    assert sink.events == []  # one frame is not min_reads frames that agree
+    comp.read_frame(frame, [("t1", (0, 0, 640, 720))], camera="gate")
+    assert sink.events == []  # told at the next tick: the caller first adds its picture
+    tap.tick()
+    assert sink.types() == ["plate.read", "plate.hit"]
+    assert sink.events[0][1]["frames"] == 2 and sink.events[1][2] == Priority.ALARM
+    for _ in range(2):
+        comp.read_frame(frame, [("t1", (0, 0, 640, 720))], camera="gate")
+    tap.tick()
+    comp.end_track("t1")
+    assert len(sink.events) == 2  # the rest of the watched car's frames: nothing more
+    comp.read_frame(frame, [("other", (0, 0, 640, 720))], camera="gate")
+    tap.tick()
+    assert len(sink.events) == 2
+    comp.end_track("other")
+    assert sink.types()[2:] == ["plate.read"] and sink.events[2][1]["text"] == "XYZ789"
 
 
 def test_build_registers_the_watchlist_command_and_simulator(tmp_path: Path) -> None:

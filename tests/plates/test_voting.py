@@ -41,6 +41,27 @@ def test_voter_emits_once_per_track_after_silence() -> None:
     assert v.open_tracks == 0
 
 
+def test_a_track_decided_early_is_not_decided_again_nor_counted_dropped() -> None:
+    v = TrackVoter(timeout_s=1.0, min_reads=2)
+    watched = {"ABC123"}
+
+    def accept(voted: object) -> bool:
+        return getattr(voted, "text", "") in watched
+
+    v.add("t1", _r("ABC123"), 0.0)
+    assert v.decide("t1", accept) is None  # one frame: below min_reads
+    v.add("t1", _r("A8C123"), 0.1)
+    v.add("t2", _r("XYZ999"), 0.1)
+    v.add("t2", _r("XYZ999"), 0.2)
+    assert v.decide("t2", accept) is None  # agreed, but not accepted: stays open
+    voted = v.decide("t1", accept)
+    assert voted is not None and voted.text == "ABC123" and voted.frames == 2
+    assert v.decided("t1") and v.decide("t1", accept) is None
+    v.add("t1", _r("ABC123"), 0.5)  # the same car, still in view
+    assert [t for t, _ in v.due(2.0)] == ["t2"]  # t1 is forgotten, not decided twice
+    assert v.dropped == 0 and v.open_tracks == 0 and not v.decided("t1")
+
+
 def test_min_reads_counts_frames_that_agree_not_frames() -> None:
     v = TrackVoter(timeout_s=1.0, min_reads=2)
     # two readings of a tiny plate in a side lane: two frames, no two alike
