@@ -24,6 +24,12 @@ if TYPE_CHECKING:
 
 Decided = Callable[[str, VotedPlate], None]
 
+EARLY_VOTES = 2
+"""Frames that must read a watched plate exactly before its track is decided early
+(``early_hit``), whatever ``min_reads`` says: the rest of a track decided early is not
+voted on, so one frame's misread of another car's plate, a confusable swap away from a
+watched one, must not decide it."""
+
 
 class PlateTap:
     """Per-track voting over the readings of many frames; thread-safe (cameras share it)."""
@@ -124,7 +130,8 @@ class PlateTap:
 
     def _early(self, track: str, read: PlateRead) -> VotedPlate | None:
         """With ``early_hit``: the track decided now, if this reading is on the watchlist
-        and so is the vote of the track's readings so far (``TrackVoter.decide``)."""
+        and so is the vote of the track's readings so far (``TrackVoter.decide``), read
+        exactly by ``EARLY_VOTES`` frames."""
         watch = self.watch
         if (
             not self.early_hit
@@ -135,7 +142,10 @@ class PlateTap:
         ):
             return None
         return self._voter.decide(
-            track, lambda v: v.confidence >= self.min_confidence and watch(v.text)
+            track,
+            lambda v: v.votes >= EARLY_VOTES
+            and v.confidence >= self.min_confidence
+            and watch(v.text),
         )
 
     def end_track(self, track_id: str) -> None:

@@ -230,12 +230,12 @@ def test_read_frame_votes_per_track_and_emits_once(tmp_path: Path) -> None:
 
 
 def test_a_watched_plate_is_decided_and_hit_while_its_track_is_open(tmp_path: Path) -> None:
-    """``early_hit`` (the default): the first frames whose vote is on the watchlist decide
-    the track at the next tick, not when it ends; its later frames raise nothing more, and
-    a plate not watched still waits for its track's end."""
+    """``early_hit`` (the default): once two frames (``EARLY_VOTES``) have read a watched
+    plate, the track is decided at the next tick, not when it ends; its later frames raise
+    nothing more, and a plate not watched still waits for its track's end."""
     sink = RecordingSink()
     reader = _FakeReader(["XYZ789", "ABC123", "ABC123", "A8C123", "ABC123", "XYZ789"])
-    comp = PlateComponent(PlatesConfig(min_reads=2), sink, tmp_path, reader=reader)  # type: ignore[arg-type]
+    comp = PlateComponent(PlatesConfig(), sink, tmp_path, reader=reader)  # type: ignore[arg-type]
     comp.watchlist.replace(parse_entries(["ABC123"]))
     tap = comp.tap
     assert tap is not None
@@ -243,7 +243,7 @@ def test_a_watched_plate_is_decided_and_hit_while_its_track_is_open(tmp_path: Pa
     comp.read_frame(frame, [("other", (0, 0, 640, 720))], camera="gate")
     comp.read_frame(frame, [("t1", (0, 0, 640, 720))], camera="gate")
     tap.tick()
-    assert sink.events == []  # one frame is not min_reads frames that agree
+    assert sink.events == []  # one frame is not enough (EARLY_VOTES), even at min_reads 1
     comp.read_frame(frame, [("t1", (0, 0, 640, 720))], camera="gate")
     assert sink.events == []  # told at the next tick: the caller first adds its picture
     tap.tick()
