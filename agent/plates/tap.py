@@ -2,8 +2,8 @@
 
 ``PlateTap`` is used in two places: inside the vision worker process, where the frames are
 (decided tracks leave as small messages), and in the agent's ``PlateComponent`` for
-in-process use. It owns no events and no watchlist; ``on_decided(track, voted)`` is told
-once per track.
+in-process use. It owns no events and no watchlist (only a test for a watched plate,
+``set_watch``, for ``early_hit``); ``on_decided(track, voted)`` is told once per track.
 """
 
 from __future__ import annotations
@@ -69,8 +69,8 @@ class PlateTap:
 
     @classmethod
     def from_config(cls, reader: PlateReader, cfg: PlatesConfig, on_decided: Decided) -> PlateTap:
-        """A tap with ``[plates]``' track timeout, minimum reads, minimum confidence and
-        ``finder_every``."""
+        """A tap with ``[plates]``' track timeout, minimum reads, minimum confidence,
+        ``finder_every`` and ``early_hit``."""
         return cls(
             reader,
             on_decided,
