@@ -161,6 +161,7 @@ class VisionService:
             return None
 
     def _spawn(self) -> None:
+        self._worker_status = {}  # a dead worker's last report is not the new one's
         self._requests = self._mp.Queue()
         self._results = self._mp.Queue(maxsize=RESULTS_QUEUE_SIZE)
         model = None

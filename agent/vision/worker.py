@@ -87,6 +87,8 @@ class Worker:
                 reason = f"object detection disabled: {exc}"
                 self.send({"kind": "fault", "part": "detector", "reason": reason})
         self.plates = self._plate_tap(plates_json) if plates_json else None
+        self._watched = 0
+        """Plates in the watchlist the agent last sent (``early_hit``)."""
         synthetic: Path | None = None
         if any(c.kind == "file" and c.path is None for c in self.vision.cameras):
             try:
@@ -165,7 +167,8 @@ class Worker:
             "detector": self.detector.stats() if self.detector else None,
             "plates": {"frames": self.plates.frames, "reads": self.plates.reads,
                        "open_tracks": self.plates.open_tracks,
-                       "rejected_tracks": self.plates.rejected} if self.plates else None,
+                       "rejected_tracks": self.plates.rejected,
+                       "watchlist": self._watched} if self.plates else None,
             "dropped_results": self.dropped,
         }
 
@@ -243,6 +246,7 @@ class Worker:
 
         index = PlateIndex([str(p) for p in req["plates"]], float(req["max_distance"]))
         self.plates.set_watch(lambda text: index.closest(text) is not None)
+        self._watched = len(index.plates)
 
     def _alarm_pictures(self, req: Message) -> None:
         cfg = self.vision.alarm_pictures

@@ -135,6 +135,56 @@ def test_worker_crash_is_reported_and_restarted(
     assert svc.status()["worker"]["pid"] != pid and svc.restarts == 1
 
 
+def test_the_watchlist_reaches_the_worker_and_a_restarted_one(
+    tmp_path: Path, sink: RecordingSink
+) -> None:
+    """``early_hit`` decides a watched car's track where the frames are: the plates
+    component's watchlist goes to the vision worker, and again to a worker restarted after
+    a crash (an alarm must not wait for a track's end because the worker died once)."""
+    settings = Settings(
+        device={"state_dir": str(tmp_path / "state")},
+        vision={
+            "cameras": [{"name": "lane", "detect": False, "plates": True}],
+            "detector": {"enabled": False},
+            "media": {"min_free_bytes": 0},
+        },
+        plates={"enabled": True},
+    )
+    ctx = AgentContext(settings=settings, sink=sink)
+    [svc] = build(ctx)
+    assert isinstance(svc, VisionService)
+    svc.set_watchlist(["ABC123", "京A12345"], 0.5)  # before start: sent once it runs
+    ctx.bus.start()
+    svc.start()
+    try:
+
+        def watched() -> int | None:
+            plates = svc.status().get("plates") or {}
+            return plates.get("watchlist")
+
+        deadline = time.monotonic() + 30
+        while watched() != 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert watched() == 2, svc.status()
+        svc.set_watchlist(["ABC123"], 0.5)  # a change while it runs
+        deadline = time.monotonic() + 10
+        while watched() != 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert watched() == 1, svc.status()
+        pid = svc.status()["worker"]["pid"]
+        os.kill(pid, signal.SIGKILL)
+        sink.wait_for("device.fault", timeout=10)
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline and not (
+            svc.status()["worker"]["pid"] not in (pid, None) and watched() == 1
+        ):
+            time.sleep(0.2)
+        assert svc.restarts == 1 and watched() == 1, svc.status()
+    finally:
+        svc.stop()
+        ctx.bus.stop()
+
+
 @pytest.mark.parametrize(
     ("damage", "said"),
     [("missing", "missing"), ("corrupt", "corrupt"), ("unloadable", "could not be loaded")],
