@@ -18,6 +18,7 @@ from agent.plates.ocr import CtcTfliteOcr, FusedOcr, OcrResult, ScriptOcr
 from agent.plates.preprocess import TWO_ROW_MAX_ASPECT
 from agent.plates.reader import (
     CROP_MARGINS,
+    JUDGE_ROOT,
     TEXT_MARGINS,
     PlateReader,
     _surest,
@@ -125,7 +126,7 @@ def test_the_joint_model_judges_the_script_and_the_latin_model_reads_latin() -> 
     """Default models, both countries: the first joint model alone says which script a
     crop is in; a Latin crop's text is then the fused Latin models' own, a Chinese crop's the
     fused joint models' (each as when configured alone), and its confidence that of the less
-    sure of the judge and the expert."""
+    sure of the judge (its cube root, ``JUDGE_ROOT``) and the expert."""
     reader = _reader()
     assert isinstance(reader.ocr, ScriptOcr)
     expert = reader.ocr.expert("latin")
@@ -140,14 +141,15 @@ def test_the_joint_model_judges_the_script_and_the_latin_model_reads_latin() -> 
     cn_judged = _reader([JOINT], ["cn", "us"]).read_crop(cn_crop)
     assert cn is not None and cn_alone is not None and cn_judged is not None
     assert is_chinese(cn.text) and cn.format is not None and cn.text == cn_alone.text
-    assert cn.confidence == min(cn_alone.confidence, cn_judged.confidence)
+    root = 1 / JUDGE_ROOT
+    assert cn.confidence == pytest.approx(min(cn_alone.confidence, cn_judged.confidence**root))
     us_crop = _first_dev_us_crop()
     alone = _reader(countries=["us"]).read_crop(us_crop)
     joint = _reader([JOINT], ["cn", "us"]).read_crop(us_crop)
     both = reader.read_crop(us_crop)
     assert alone is not None and both is not None and joint is not None
     assert both.text == alone.text and not is_chinese(both.text)
-    assert both.confidence == min(alone.confidence, joint.confidence)
+    assert both.confidence == pytest.approx(min(alone.confidence, joint.confidence**root))
     # a reading that could not reach what the caller needs skips the expert's read
     judged_only = reader.read_crop(us_crop, need=1.01)
     assert judged_only is not None and judged_only.confidence == joint.confidence
@@ -853,6 +855,27 @@ def _dev_scene(name: str) -> np.ndarray:
 
     path = DEV / "openalpr-us-scenes" / name
     return cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_COLOR)
+
+
+@needs_dev
+def test_with_both_countries_a_less_sure_judge_no_longer_turns_us_plates_away(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``JUDGE_ROOT``: with both countries these dev scenes read as with US plates alone;
+    with the judge's plain confidence as the cap they read something else."""
+    import agent.plates.reader as reader_mod
+
+    scenes = {
+        "5b562a61-34ad-4f00-9164-d34abb7a38e4.jpg": "91A4ZA",
+        "us1.jpg": "4PCI264",
+        "wts-lg-000068.jpg": "N359973",
+    }
+    reader = _reader(countries=["cn", "us"])
+    for name, plate in scenes.items():
+        assert [r.text for r in reader.read_image(_dev_scene(name))] == [plate], name
+    monkeypatch.setattr(reader_mod, "JUDGE_ROOT", 1)
+    for name, plate in scenes.items():
+        assert [r.text for r in reader.read_image(_dev_scene(name))] != [plate], name
 
 
 @needs_dev
