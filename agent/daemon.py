@@ -183,12 +183,12 @@ class Agent:
         """Plate tracks decided in the vision worker become events in the plates component."""
         plates = next((c for c in self.components if c.name == "plates"), None)
         handler = getattr(plates, "handle_message", None)
+        set_sink = getattr(plates, "set_watch_sink", None)
         for comp in self.components:
             set_handler = getattr(comp, "set_plate_handler", None)
             if handler is not None and callable(set_handler):
                 set_handler(handler)
             set_watchlist = getattr(comp, "set_watchlist", None)
-            set_sink = getattr(plates, "set_watch_sink", None)
             if callable(set_watchlist) and callable(set_sink):
                 set_sink(set_watchlist)  # the worker decides a watched car's track at once
 

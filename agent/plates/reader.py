@@ -69,6 +69,8 @@ drop-in 84.7 %, before 4/L were confusable), and their time per scene 61.9 -> 50
 def _sure(read: PlateRead) -> bool:
     """Read at least ``SURE``, in a configured format."""
     return read.confidence >= SURE and read.format is not None
+
+
 LEAN_MIN = 0.2
 """A crop read as a Chinese plate whose characters lean by at least this much (x per y,
 ``preprocess.lean``) is stood upright (``preprocess.upright``) and read again, variants and

@@ -68,7 +68,8 @@ class Watchlist:
         self.max_distance = max_distance
         self._lock = threading.Lock()
         self._entries: list[WatchEntry] = []
-        self._index: PlateIndex | None = None
+        self._index: tuple[list[WatchEntry], PlateIndex] | None = None
+        """``match``'s index and the entries it was built from."""
         self.updated: str = ""
         self.load_error: str | None = None
         self._load()
@@ -130,9 +131,11 @@ class Watchlist:
     def match(self, text: str) -> WatchHit | None:
         """The closest entry within ``max_distance`` (confusable swaps are cheap), or None."""
         with self._lock:
-            entries, index = self._entries, self._index
-            if index is None or index.plates_of is not entries:
-                index = self._index = PlateIndex(entries, self.max_distance)
+            entries = self._entries
+            if self._index is None or self._index[0] is not entries:  # changed since built
+                plates = [e.plate for e in entries]
+                self._index = (entries, PlateIndex(plates, self.max_distance))
+            index = self._index[1]
         found = index.closest(text)
         return None if found is None else WatchHit(entries[found[0]], found[1])
 
@@ -154,10 +157,8 @@ class PlateIndex:
     only against the plates that share one of its parts. From a distance of 1 on, every
     plate of a near length is measured."""
 
-    def __init__(self, entries: Sequence[WatchEntry | str], max_distance: float) -> None:
-        self.plates_of = entries
-        """The sequence the index was built from (``Watchlist`` rebuilds when it changes)."""
-        self.plates = [normalise(e if isinstance(e, str) else e.plate) for e in entries]
+    def __init__(self, plates: Sequence[str], max_distance: float) -> None:
+        self.plates = [normalise(p) for p in plates]
         self.max_distance = max_distance
         self._parts = int(max_distance / CHEAPEST_SWAP) + 1 if max_distance < 1 else 0
         self._filed: dict[tuple[int, int, str], list[int]] = {}
@@ -170,7 +171,7 @@ class PlateIndex:
         return [(n, j, plate[j * n // k : (j + 1) * n // k]) for j in range(k)]
 
     def closest(self, text: str) -> tuple[int, float] | None:
-        """The index (in the entries given) of the closest plate and its distance, or None."""
+        """The index (in the plates given) of the closest plate and its distance, or None."""
         text = normalise(text)
         if not text:
             return None
