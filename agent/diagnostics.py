@@ -575,7 +575,7 @@ def check_models(s: Settings) -> list[Check]:
                     "plates model (fast-plate-ocr)",
                     OK if ok else FAIL,
                     f"{ocr.path}" + (" present" if ok else " missing"),
-                    "" if ok else "install the .onnx file named in plates.ocr.path",
+                    "" if ok else "install the model (.onnx or .tflite) named in plates.ocr.path",
                 )
             )
     if not out:

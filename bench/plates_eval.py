@@ -175,7 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated readers; a reader may join models with + (one per script)",
     )
     p.add_argument(
-        "--fast-plate-ocr", default="../shared/models/fast_plate_ocr_cct_xs_v1_global.onnx"
+        "--fast-plate-ocr",
+        default="../shared/models/fast_plate_ocr_cct_xs_v1_global.onnx",
+        help="the baseline: a fast-plate-ocr .onnx or its .tflite export; 'none' to leave it out",
     )
     p.add_argument(
         "--countries", default="auto", help="format rules: auto (from the folder name) or cn,us"

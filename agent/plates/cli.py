@@ -31,7 +31,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--model", default=None, help="manifest name(s), comma-separated (default: [plates.ocr])"
     )
-    r.add_argument("--fast-plate-ocr", type=Path, default=None, help="use this ONNX model instead")
+    r.add_argument(
+        "--fast-plate-ocr",
+        type=Path,
+        default=None,
+        help="use this fast-plate-ocr model instead (.onnx, or its .tflite export)",
+    )
     r.add_argument("--roi", default=None, help="x,y,w,h to search instead of the whole image")
     return p
 

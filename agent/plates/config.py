@@ -60,10 +60,11 @@ class OutpostOcrConfig(_Section):
 
 
 class FastPlateOcrConfig(_Section):
-    """A fast-plate-ocr ONNX model (needs the optional onnxruntime package)."""
+    """A fast-plate-ocr model: ONNX (needs the optional onnxruntime package) or its TFLite
+    export (runs on the TFLite runtime Outpost already has)."""
 
     type: Literal["fast-plate-ocr"]
-    path: Path = Field(description="the .onnx file")
+    path: Path = Field(description="the .onnx file, or the model's TFLite export (.tflite)")
     config: Path | None = Field(None, description="its plate_config.yaml; default: beside it")
 
 

@@ -10,7 +10,7 @@ import copy
 import functools
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -434,22 +434,18 @@ class ScriptOcr:
 
 
 class FastPlateOcr:
-    """Drop-in for fast-plate-ocr ONNX models (fixed slots, uint8 RGB NHWC input).
+    """Drop-in for fast-plate-ocr models (fixed slots, uint8 image input, NHWC).
 
-    Needs the optional ``onnxruntime`` package; the plate config YAML beside the model gives
-    the alphabet, pad character and input size.
+    An ``.onnx`` file needs the optional ``onnxruntime`` package; a TFLite export
+    (``.tflite``) runs on the TFLite runtime the detector already uses, so a box needs no
+    second runtime. The plate config YAML beside the model gives the alphabet, pad
+    character and input size; a TFLite model's own input shape is checked against it.
     """
 
     def __init__(self, model_path: Path, config_path: Path | None = None, threads: int = 1) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise DriverFault(
-                "fast-plate-ocr models need onnxruntime: pip install onnxruntime"
-            ) from None
         if not model_path.is_file():
             raise DriverFault(f"model file {model_path} not found")
-        cfg_path = config_path or _fpo_config_beside(model_path)
+        cfg_path = config_path or plate_config_beside(model_path)
         cfg = parse_plate_config(cfg_path.read_text(encoding="utf-8")) if cfg_path else {}
         self.name = model_path.stem
         self.alphabet = str(cfg.get("alphabet", "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_"))
@@ -457,13 +453,62 @@ class FastPlateOcr:
         self.height = int(cfg.get("img_height", 64))
         self.width = int(cfg.get("img_width", 128))
         self.rgb = str(cfg.get("image_color_mode", "rgb")).lower() == "rgb"
+        if model_path.suffix.lower() == ".tflite":
+            self._run = self._tflite(model_path, threads)
+        else:
+            self._run = self._onnx(model_path, threads)
+
+    def _onnx(self, model_path: Path, threads: int) -> Callable[[npt.NDArray[Any]], Probs]:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise DriverFault(
+                "fast-plate-ocr ONNX models need onnxruntime: pip install onnxruntime "
+                "(or use the model's TFLite export)"
+            ) from None
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = max(1, threads)
         opts.inter_op_num_threads = 1
-        self._sess = ort.InferenceSession(
+        sess = ort.InferenceSession(
             str(model_path), sess_options=opts, providers=["CPUExecutionProvider"]
         )
-        self._input = self._sess.get_inputs()[0].name
+        name = sess.get_inputs()[0].name
+
+        def run(img: npt.NDArray[Any]) -> Probs:
+            return np.asarray(sess.run(None, {name: img[None]})[0])[0].astype(np.float32)
+
+        return run
+
+    def _tflite(self, model_path: Path, threads: int) -> Callable[[npt.NDArray[Any]], Probs]:
+        from agent.vision.runtime import load_interpreter
+
+        interp = load_interpreter(model_path, threads=threads)
+        inp = interp.get_input_details()[0]
+        out = interp.get_output_details()[0]
+        want = [1, self.height, self.width, 3 if self.rgb else 1]
+        got, gives = np.asarray(inp["shape"]).tolist(), np.asarray(out["shape"]).tolist()
+        if got != want:
+            raise DriverFault(
+                f"model file {model_path} takes input {got}, but its plate config says "
+                f"{want} (img_height, img_width, image_color_mode)"
+            )
+        if len(gives) != 3 or gives[-1] != len(self.alphabet):
+            raise DriverFault(
+                f"model file {model_path} gives output {gives}, not "
+                f"[1, slots, {len(self.alphabet)}] for its plate config's alphabet"
+            )
+        in_dtype = inp["dtype"]
+        out_scale, out_zero = out.get("quantization", (0.0, 0))
+
+        def run(img: npt.NDArray[Any]) -> Probs:
+            interp.set_tensor(inp["index"], img[None].astype(in_dtype))
+            interp.invoke()
+            raw = np.asarray(interp.get_tensor(out["index"]))[0]
+            if out_scale:
+                return ((raw.astype(np.float32) - out_zero) * out_scale).astype(np.float32)
+            return raw.astype(np.float32)
+
+        return run
 
     def restrict(
         self, groups: Sequence[tuple[str, str]], weights: Mapping[str, float] | None = None
@@ -479,14 +524,16 @@ class FastPlateOcr:
             img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
         else:
             img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)[:, :, None]
-        out = np.asarray(self._sess.run(None, {self._input: img[None]})[0])[0].astype(np.float32)
+        out = self._run(img)
         if not np.allclose(out.sum(axis=-1), 1.0, atol=1e-2):
             e = np.exp(out - out.max(axis=-1, keepdims=True))
             out = e / e.sum(axis=-1, keepdims=True)
         return slots_decode(out, self.alphabet, self.pad)
 
 
-def _fpo_config_beside(model_path: Path) -> Path | None:
+def plate_config_beside(model_path: Path) -> Path | None:
+    """The fast-plate-ocr plate config beside a model file (``<stem>.plate_config.yaml``
+    or ``<stem>_plate_config.yaml``), or None."""
     for cand in (
         model_path.with_suffix(".plate_config.yaml"),
         model_path.with_name(model_path.stem + "_plate_config.yaml"),
