@@ -100,11 +100,14 @@ class Agent:
             Priority.VISION: settings.outbox.ttl_vision_s,
             Priority.TELEMETRY: settings.outbox.ttl_telemetry_s,
         }
+        plates = getattr(settings, "plates", None)
+        keep_reads = plates.privacy.non_hit_retention_s if plates is not None else None
         self.outbox = Outbox(
             settings.outbox_path,
             settings.device.id,
             max_bytes=settings.outbox.max_bytes,
             ttl_s=ttl,
+            ttl_types={"plate.read": keep_reads} if keep_reads else None,
             group_commit_s=settings.outbox.group_commit_ms / 1000.0,
         )
         self.boot_id = uuid7()
@@ -184,6 +187,7 @@ class Agent:
         plates = next((c for c in self.components if c.name == "plates"), None)
         handler = getattr(plates, "handle_message", None)
         set_sink = getattr(plates, "set_watch_sink", None)
+        set_limiter = getattr(plates, "set_media_limiter", None)
         for comp in self.components:
             set_handler = getattr(comp, "set_plate_handler", None)
             if handler is not None and callable(set_handler):
@@ -191,6 +195,9 @@ class Agent:
             set_watchlist = getattr(comp, "set_watchlist", None)
             if callable(set_watchlist) and callable(set_sink):
                 set_sink(set_watchlist)  # the worker decides a watched car's track at once
+            limit_media = getattr(comp, "limit_media", None)
+            if callable(limit_media) and callable(set_limiter):
+                set_limiter(limit_media)  # a non-hit's crop is kept no longer than its read
 
     def shutdown(self) -> None:
         sdnotify.stopping("flushing outbox")

@@ -139,12 +139,17 @@ class Outbox:
         *,
         max_bytes: int = 256 * 1024 * 1024,
         ttl_s: Mapping[Priority, float] | None = None,
+        ttl_types: Mapping[str, float] | None = None,
         group_commit_s: float = 0.002,
     ) -> None:
         self.path = Path(path)
         self.device_id = device_id
         self.max_bytes = max_bytes
         self.ttl_s = {p: float(s) for p, s in (ttl_s or {}).items() if p is not Priority.ALARM}
+        self.ttl_types = {t: float(s) for t, s in (ttl_types or {}).items() if s > 0}
+        """Seconds an unsent event of these types is kept, where that is sooner than its
+        class's TTL (a plate reading, ``[plates.privacy] non_hit_retention_s``). Only events
+        of the type's own class (``default_priority``) expire so; alarms never do."""
         self.group_commit_s = group_commit_s
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -367,7 +372,8 @@ class Outbox:
         while True:
             with self._lock:
                 if not self._requests and not self._acks and not self._closed:
-                    self._wake.wait(timeout=30.0 if not self.ttl_s else 60.0)
+                    expiring = self.ttl_s or self.ttl_types
+                    self._wake.wait(timeout=30.0 if not expiring else 60.0)
                 if self._closed and not self._requests and not self._acks:
                     break
                 if not self._urgent and not self._closed and self.group_commit_s > 0:
@@ -391,7 +397,7 @@ class Outbox:
                 self._commit_or_fail(batch, acks)
                 self._alarm_committed()
             now = time.monotonic()
-            if self.ttl_s and now - last_expiry > 60.0:
+            if (self.ttl_s or self.ttl_types) and now - last_expiry > 60.0:
                 last_expiry = now
                 try:
                     self._expire()
@@ -576,6 +582,20 @@ class Outbox:
                     self._depth[cls] -= len(gone)
                     self._bytes[cls] -= sum(g[0] for g in gone)
                     self._count(f"expired_{cls.label}", len(gone))
+            for type_, ttl in self.ttl_types.items():
+                type_cls = default_priority(type_)
+                if type_cls is Priority.ALARM:
+                    continue
+                # within the type's class, as the class TTL above (the events_cls index)
+                gone = db.execute(
+                    "DELETE FROM events WHERE cls = ? AND created < ? AND type = ? "
+                    "RETURNING size",
+                    (int(type_cls), now - ttl, type_),
+                ).fetchall()
+                if gone:
+                    self._depth[type_cls] -= len(gone)
+                    self._bytes[type_cls] -= sum(g[0] for g in gone)
+                    self._count(f"expired_{type_}", len(gone))
             self._flush_counters()
             db.execute("COMMIT")
         except BaseException:

@@ -57,6 +57,7 @@ class PlateComponent:
         )
         self.tap = self._new_tap(reader) if reader is not None else None
         self._watch_sink: Callable[[list[str], float], None] | None = None
+        self._media_limiter: Callable[[str, float], bool] | None = None
         self.fault: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -110,6 +111,17 @@ class PlateComponent:
         tap = PlateTap.from_config(reader, self.cfg, self.publish)
         tap.set_watch(lambda text: self.watchlist.match(text) is not None)
         return tap
+
+    def set_media_limiter(self, limiter: Callable[[str, float], bool]) -> None:
+        """``limiter(media_id, keep_s)`` shortens a stored crop's life: with
+        ``privacy.non_hit_retention_s`` a crop of a plate not on the watchlist is kept no
+        longer than that (``VisionService.limit_media``)."""
+        self._media_limiter = limiter
+
+    def _limit_crop(self, media: dict[str, Any] | None) -> None:
+        keep = self.cfg.privacy.non_hit_retention_s
+        if keep and media and self._media_limiter is not None:
+            self._media_limiter(str(media["id"]), keep)
 
     def set_watch_sink(self, sink: Callable[[list[str], float], None]) -> None:
         """``sink(plates, max_distance)`` is given the watchlist now and after each change:
@@ -198,6 +210,7 @@ class PlateComponent:
         }
         self.reads += 1
         if hit is None:
+            self._limit_crop(data["media"])
             if not self.cfg.privacy.publish_non_hits:
                 return
             if self._key is not None:

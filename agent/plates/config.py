@@ -84,6 +84,13 @@ class PrivacyConfig(_Section):
         None, description="secret key for the hash; default <state_dir>/plates-hash.key"
     )
     publish_non_hits: bool = Field(True, description="False: only watchlist hits are published")
+    non_hit_retention_s: float | None = Field(
+        None,
+        gt=0,
+        description="keep a plate not on the watchlist no longer than this on the box: its "
+        "crop in the media store, and its plate.read while undelivered; default: the media "
+        "store's retention and the outbox's vision TTL",
+    )
 
 
 class PlatesConfig(_Section):

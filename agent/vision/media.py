@@ -110,10 +110,35 @@ class MediaStore:
         ctype = _CONTENT_TYPES[entry.path.suffix]
         return MediaRef(media_id, hashlib.sha256(data).hexdigest(), len(data), ctype), data
 
+    def limit(self, media_id: str, keep_s: float) -> bool:
+        """Remove ``media_id`` once ``keep_s`` seconds from now have passed, where that is
+        sooner than the store's retention (a crop of a plate not on the watchlist,
+        ``[plates.privacy] non_hit_retention_s``). The deadline is kept as the file's
+        modification time moved back, so it holds across restarts; ``prune`` applies it.
+        False: the item is not stored (any longer)."""
+        with self._lock:
+            entry = self._entries.get(media_id)
+            if entry is None:
+                return False
+            mtime = time.time() + keep_s - self._retention_s
+            if mtime >= entry.mtime:
+                return True  # the retention removes it sooner
+            try:
+                os.utime(entry.path, (mtime, mtime))
+            except FileNotFoundError:
+                self._remove(media_id)
+                return False
+            entry.mtime = mtime
+            return True
+
     def prune(self) -> int:
-        """Apply retention and the caps now; returns how many items were removed."""
+        """Apply retention (every item's, not only the oldest's: ``limit`` moves some
+        forward) and the caps now; returns how many items were removed."""
         with self._lock:
             before = self.evicted
+            cutoff = time.time() - self._retention_s
+            for media_id in [k for k, e in self._entries.items() if e.mtime < cutoff]:
+                self._remove(media_id)
             self._evict(incoming=0)
             return self.evicted - before
 
@@ -131,11 +156,14 @@ class MediaStore:
             too_full = self._min_free and free - incoming < self._min_free
             if not (too_old or too_big or too_full):
                 break
-            del self._entries[oldest_id]
-            oldest.path.unlink(missing_ok=True)
-            self.total_bytes -= oldest.size
+            self._remove(oldest_id)
             free += oldest.size
-            self.evicted += 1
+
+    def _remove(self, media_id: str) -> None:
+        entry = self._entries.pop(media_id)
+        entry.path.unlink(missing_ok=True)
+        self.total_bytes -= entry.size
+        self.evicted += 1
 
     def status(self) -> dict[str, Any]:
         with self._lock:

@@ -37,6 +37,9 @@ SNAPSHOT_TIMEOUT_S = 5.0
 CLIP_TIMEOUT_S = 10.0
 # Bounded, so a stalled agent process makes the worker drop results rather than grow.
 RESULTS_QUEUE_SIZE = 256
+PRUNE_EVERY_S = 60.0
+"""How often the media store's retention is applied when nothing is written (a quiet box
+would otherwise keep old items, and crops under ``limit``, until its next write)."""
 
 
 def rfc3339(ts: float) -> str:
@@ -100,6 +103,7 @@ class VisionService:
         self.restarts = 0
         self.counts: dict[str, int] = {}
         self._plate_handler: Any = None
+        self._next_prune = 0.0  # monotonic time of the media store's next prune (the reader's)
         self._watch: Message | None = None
         ctx.commands.register(
             "snapshot", self.cmd_snapshot, description="JPEG of a camera now: {camera}"
@@ -211,6 +215,14 @@ class VisionService:
         """``handler(message)`` receives each decided plate track from the worker."""
         self._plate_handler = handler
 
+    def limit_media(self, media_id: str, keep_s: float) -> bool:
+        """Keep a stored item no longer than ``keep_s`` from now (``MediaStore.limit``);
+        the store is pruned at that time, not only at the next ``PRUNE_EVERY_S``."""
+        if self.media is None or not self.media.limit(media_id, keep_s):
+            return False
+        self._next_prune = min(self._next_prune, time.monotonic() + keep_s + 0.1)
+        return True
+
     # results from the worker ------------------------------------------------------
     def _read_loop(self) -> None:
         # This thread writes media and emits vision events: on Linux niceness is per thread,
@@ -219,7 +231,12 @@ class VisionService:
         with contextlib.suppress(OSError, AttributeError):
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self._cfg.worker_nice)
         backoff = 1.0
+        self._next_prune = time.monotonic() + PRUNE_EVERY_S
         while not self._stopping.is_set():
+            if time.monotonic() >= self._next_prune and self.media is not None:
+                self._next_prune = time.monotonic() + PRUNE_EVERY_S
+                with contextlib.suppress(OSError):
+                    self.media.prune()
             while self._faults:
                 self._fault(self._faults.pop(0))
             try:

@@ -106,6 +106,29 @@ def test_ttl_expires_per_class_never_alarms(tmp_path: Path) -> None:
     ob.close()
 
 
+def test_type_ttl_expires_that_type_alone_and_never_an_alarm(tmp_path: Path) -> None:
+    # [plates.privacy] non_hit_retention_s: unsent plate readings go sooner than the rest
+    # of their class; the hit (an alarm) never goes.
+    ob = Outbox(tmp_path / "o.db", "dev", ttl_types={"plate.read": 0.2, "plate.hit": 0.2})
+    ob.put("plate.read", {"text": "ABC123"})
+    ob.put("plate.hit", {"text": "HIT123"})
+    ob.put("vision.object", {})
+    time.sleep(0.3)
+    ob.close()
+    # Expiry runs on the writer thread, once after its first commit and then every minute.
+    ob = Outbox(tmp_path / "o.db", "dev", ttl_types={"plate.read": 0.2, "plate.hit": 0.2})
+    ob.put("patrol.tap", {})
+    deadline = time.monotonic() + 5
+    while ob.stats()[Priority.VISION].depth > 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    kinds = sorted(row["type"] for row in ob.peek())
+    assert kinds == ["patrol.tap", "plate.hit", "vision.object"]
+    assert ob.counters()["expired_plate.read"] == 1
+    assert ob.stats()[Priority.VISION].depth == 1
+    assert ob.stats()[Priority.ALARM].depth == 1
+    ob.close()
+
+
 def test_bad_event_type_and_unserialisable_data(tmp_path: Path) -> None:
     ob = Outbox(tmp_path / "o.db", "dev")
     with pytest.raises(ValueError):

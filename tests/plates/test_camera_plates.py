@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 import uuid
 from pathlib import Path
 
@@ -48,6 +49,9 @@ def test_tollbooth_video_gives_one_read_per_car_and_a_hit(
 [plates]
 min_reads = 2
 
+[plates.privacy]
+non_hit_retention_s = 2
+
 [vision.detector]
 model_dir = "{models}"
 
@@ -83,6 +87,20 @@ plates = true
         reads = [p["data"] for p in sub.payloads(f"{base}/event/plate/read")]
         hits = [p for p in sub.payloads(f"{base}/event/plate/hit")]
         status = agent.status()["components"]
+        # non_hit_retention_s: the crops of the cars not on the watchlist leave the box's
+        # media store two seconds after their reading; the watched car's stays.
+        media = state / "media"
+        crops = {r["media"]["id"]: r["text"] for r in reads}
+        hit_crop = next(i for i, t in crops.items() if t == "34A36837")
+        others = [i for i in crops if i != hit_crop]
+        gone = lambda: not any((media / f"{i}.jpg").exists() for i in others)  # noqa: E731
+        deadline = time.monotonic() + 10
+        while not gone() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert others and gone(), sorted(p.name for p in media.iterdir())
+        assert (media / f"{hit_crop}.jpg").exists()
+        # removed by the privacy deadline (stored first: the store counts them out)
+        assert agent.status()["components"]["vision"]["media"]["evicted"] >= len(others)
     finally:
         agent.terminate()
         sub.close()

@@ -13,6 +13,7 @@ from agent.errors import CommandError
 from agent.events import Priority, default_priority
 from agent.plates.component import PlateComponent
 from agent.plates.config import PlatesConfig, PrivacyConfig
+from agent.plates.voting import PlateRead, VotedPlate
 from agent.plates.watchlist import Watchlist, keyed_hash, parse_entries
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
@@ -135,6 +136,30 @@ def test_privacy_hash_replaces_text_of_non_hits(tmp_path: Path) -> None:
     assert "text" not in reads[0] and reads[0]["text_hash"] == keyed_hash("ABC123", key)
     assert reads[1]["text"] == "HIT123"  # hits are published in clear
     assert sink.types()[-1] == "plate.hit"
+
+
+@pytest.mark.parametrize("publish_non_hits", [True, False])
+def test_a_non_hits_crop_is_kept_no_longer_than_the_privacy_setting(
+    tmp_path: Path, publish_non_hits: bool
+) -> None:
+    privacy = PrivacyConfig(non_hit_retention_s=600, publish_non_hits=publish_non_hits)
+    comp, sink = _component(tmp_path, privacy=privacy)
+    limited: list[tuple[str, float]] = []
+    comp.set_media_limiter(lambda media_id, keep: limited.append((media_id, keep)) or True)
+    comp.watchlist.replace(parse_entries(["HIT123"]))
+    for text, media_id in (("ABC123", "m-read"), ("HIT123", "m-hit"), ("XYZ789", None)):
+        media = {"id": media_id} if media_id else None
+        read = PlateRead(text, 0.99, [0.99] * 6, extra={"camera": "gate", "media": media})
+        comp.publish(f"gate:{text}", VotedPlate(text, 0.99, read.char_confidences, 2, 2, read))
+    assert limited == [("m-read", 600)]  # the hit's crop keeps the store's own retention
+    assert sink.types().count("plate.hit") == 1
+    # without the setting nothing is limited
+    comp2, _ = _component(tmp_path / "b")
+    calls: list[str] = []
+    comp2.set_media_limiter(lambda media_id, keep: calls.append(media_id) or True)
+    read = PlateRead("ABC123", 0.99, [0.99] * 6, extra={"media": {"id": "m"}})
+    comp2.publish("gate:1", VotedPlate("ABC123", 0.99, read.char_confidences, 2, 2, read))
+    assert calls == []
 
 
 @pytest.mark.parametrize("max_distance", [0.25, 0.5, 1.0])
@@ -288,3 +313,24 @@ def test_corrupt_watchlist_file_is_a_fault_not_a_crash(tmp_path: Path) -> None:
     faults = [d["fault"] for t, d, _ in sink.events if t == "device.fault"]
     assert faults == ["model", "watchlist"]
     assert comp.watchlist.entries == []
+
+
+def test_the_daemon_gives_plate_readings_the_privacy_ttl_in_its_outbox(tmp_path: Path) -> None:
+    from agent import daemon
+    from agent.config import Settings
+
+    def outbox_ttls(privacy: dict[str, Any]) -> dict[str, float]:
+        settings = Settings(
+            device={"id": "box-ttl", "state_dir": tmp_path / "state"},
+            mqtt={"urls": ["mqtt://127.0.0.1:1"]},
+            control={"socket": tmp_path / "control.sock"},
+            plates={"privacy": privacy},
+        )
+        agent = daemon.Agent(settings)
+        try:
+            return agent.outbox.ttl_types
+        finally:
+            agent.outbox.close()
+
+    assert outbox_ttls({"non_hit_retention_s": 3600}) == {"plate.read": 3600.0}
+    assert outbox_ttls({}) == {}

@@ -55,3 +55,31 @@ def test_item_larger_than_cap_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DriverFault, match="exceeds"):
         store.put(b"x" * (2 << 20))
     assert store.get(kept.id)[1] == b"k" * 1000
+
+
+def test_limit_removes_an_item_at_its_deadline_and_holds_across_restart(tmp_path: Path) -> None:
+    # A crop of a plate not on the watchlist ([plates.privacy] non_hit_retention_s).
+    store = MediaStore(tmp_path, max_bytes=1 << 20, retention_s=3600)
+    older = store.put(b"older" * 100)
+    crop = store.put(b"crop" * 100)
+    later = store.put(b"later" * 100)
+    assert store.limit(crop.id, 0.5)
+    assert not store.limit("0190f5c0-0000-7000-8000-000000000000", 0.5)  # not stored
+    assert store.prune() == 0  # not yet
+    reopened = MediaStore(tmp_path, max_bytes=1 << 20, retention_s=3600)
+    time.sleep(0.6)
+    # every item's deadline is looked at, not only the oldest's
+    assert reopened.prune() == 1
+    with pytest.raises(KeyError):
+        reopened.get(crop.id)
+    assert not (tmp_path / f"{crop.id}.jpg").exists()
+    assert reopened.get(older.id)[1] == b"older" * 100
+    assert reopened.get(later.id)[1] == b"later" * 100
+
+
+def test_limit_never_lengthens_an_items_life(tmp_path: Path) -> None:
+    store = MediaStore(tmp_path, max_bytes=1 << 20, retention_s=60)
+    ref = store.put(b"x" * 100)
+    before = (tmp_path / f"{ref.id}.jpg").stat().st_mtime
+    assert store.limit(ref.id, 3600)  # longer than the retention: unchanged
+    assert (tmp_path / f"{ref.id}.jpg").stat().st_mtime == before
