@@ -113,15 +113,16 @@ class PlateComponent:
         return tap
 
     def set_media_limiter(self, limiter: Callable[[str, float], bool]) -> None:
-        """``limiter(media_id, keep_s)`` shortens a stored crop's life: with
-        ``privacy.non_hit_retention_s`` a crop of a plate not on the watchlist is kept no
-        longer than that (``VisionService.limit_media``)."""
+        """``limiter(media_id, keep_s)`` shortens a stored crop's life
+        (``VisionService.limit_media``). A crop of a plate not on the watchlist is kept no
+        longer than ``privacy.non_hit_retention_s``, and not at all where the plate's text
+        is not published (``hash_non_hits``, ``publish_non_hits = false``): a crop shows
+        what the hash hides."""
         self._media_limiter = limiter
 
-    def _limit_crop(self, media: dict[str, Any] | None) -> None:
-        keep = self.cfg.privacy.non_hit_retention_s
-        if keep and media and self._media_limiter is not None:
-            self._media_limiter(str(media["id"]), keep)
+    def _limit_crop(self, media: dict[str, Any] | None, keep_s: float | None) -> None:
+        if keep_s is not None and media and self._media_limiter is not None:
+            self._media_limiter(str(media["id"]), keep_s)
 
     def set_watch_sink(self, sink: Callable[[list[str], float], None]) -> None:
         """``sink(plates, max_distance)`` is given the watchlist now and after each change:
@@ -210,8 +211,13 @@ class PlateComponent:
         }
         self.reads += 1
         if hit is None:
-            self._limit_crop(data["media"])
-            if not self.cfg.privacy.publish_non_hits:
+            privacy = self.cfg.privacy
+            if not privacy.publish_non_hits or self._key is not None:
+                # a crop shows the plate: kept only where the text itself is published
+                self._limit_crop(data.pop("media"), 0.0)
+            else:
+                self._limit_crop(data["media"], privacy.non_hit_retention_s)
+            if not privacy.publish_non_hits:
                 return
             if self._key is not None:
                 data["text_hash"] = keyed_hash(voted.text, self._key)

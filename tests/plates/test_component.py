@@ -138,6 +138,25 @@ def test_privacy_hash_replaces_text_of_non_hits(tmp_path: Path) -> None:
     assert sink.types()[-1] == "plate.hit"
 
 
+def test_a_hashed_non_hit_carries_no_crop_and_its_crop_goes_at_once(tmp_path: Path) -> None:
+    comp, sink = _component(tmp_path, privacy=PrivacyConfig(hash_non_hits=True))
+    limited: list[tuple[str, float]] = []
+    comp.set_media_limiter(lambda media_id, keep: limited.append((media_id, keep)) or True)
+    comp.watchlist.replace(parse_entries(["HIT123"]))
+    comp.start()
+    try:
+        for text in ("ABC123", "HIT123"):
+            media = {"id": f"m-{text}", "bytes": 900}
+            read = PlateRead(text, 0.99, [0.99] * 6, extra={"camera": "gate", "media": media})
+            comp.publish(f"gate:{text}", VotedPlate(text, 0.99, read.char_confidences, 2, 2, read))
+    finally:
+        comp.stop()
+    reads = [d for t, d, _ in sink.events if t == "plate.read"]
+    assert "media" not in reads[0] and "text" not in reads[0]
+    assert reads[1]["media"]["id"] == "m-HIT123"
+    assert limited == [("m-ABC123", 0.0)]
+
+
 @pytest.mark.parametrize("publish_non_hits", [True, False])
 def test_a_non_hits_crop_is_kept_no_longer_than_the_privacy_setting(
     tmp_path: Path, publish_non_hits: bool
@@ -151,7 +170,9 @@ def test_a_non_hits_crop_is_kept_no_longer_than_the_privacy_setting(
         media = {"id": media_id} if media_id else None
         read = PlateRead(text, 0.99, [0.99] * 6, extra={"camera": "gate", "media": media})
         comp.publish(f"gate:{text}", VotedPlate(text, 0.99, read.char_confidences, 2, 2, read))
-    assert limited == [("m-read", 600)]  # the hit's crop keeps the store's own retention
+    # the hit's crop keeps the store's own retention; a non-hit's goes at once where its
+    # text is not published (the crop would show it)
+    assert limited == [("m-read", 600 if publish_non_hits else 0.0)]
     assert sink.types().count("plate.hit") == 1
     # without the setting nothing is limited
     comp2, _ = _component(tmp_path / "b")
