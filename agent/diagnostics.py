@@ -568,19 +568,27 @@ def check_models(s: Settings) -> list[Check]:
         if ocr.type == "outpost":
             out.extend(_model_check(Path(s.plates.model_dir), n, "plates") for n in ocr.names)
         else:
-            ok = Path(ocr.path).is_file()
-            out.append(
-                Check(
-                    "models",
-                    "plates model (fast-plate-ocr)",
-                    OK if ok else FAIL,
-                    f"{ocr.path}" + (" present" if ok else " missing"),
-                    "" if ok else "install the model (.onnx or .tflite) named in plates.ocr.path",
-                )
-            )
+            out.append(_drop_in_check(Path(ocr.path), ocr.config, s.plates.threads))
     if not out:
         out.append(Check("models", "models", OK, "no model in use (vision and plates off)"))
     return out
+
+
+def _drop_in_check(path: Path, config: Path | None, threads: int) -> Check:
+    """The fast-plate-ocr model loads: its runtime is there (onnxruntime for ``.onnx``) and
+    a ``.tflite`` fits its plate config."""
+    from agent.plates.ocr import FastPlateOcr
+
+    label = "plates model (fast-plate-ocr)"
+    if not path.is_file():
+        hint = "install the model (.onnx or .tflite) named in plates.ocr.path"
+        return Check("models", label, FAIL, f"{path} missing", hint)
+    try:
+        FastPlateOcr(path, config, threads=threads)
+    except DriverFault as exc:
+        hint = "install onnxruntime, or use the model's TFLite export (docs/plates.md, Drop-ins)"
+        return Check("models", label, FAIL, str(exc), hint)
+    return Check("models", label, OK, f"{path} loads")
 
 
 def _model_check(model_dir: Path, name: str, what: str) -> Check:

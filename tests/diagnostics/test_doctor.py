@@ -238,6 +238,32 @@ def test_model_hash(tmp_path: Path, mosquitto: Mosquitto, corrupt: bool) -> None
     assert finder.result == FAIL and "not in" in finder.detail and finder.hint
 
 
+def test_drop_in_model_is_loaded_not_only_found(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """A fast-plate-ocr ``.tflite`` whose shape is not its plate config's fails the check
+    with both shapes named; the shared ONNX model passes where onnxruntime is installed."""
+    repo = Path(__file__).resolve().parents[2]
+    wrong = tmp_path / "fpo.tflite"  # a real TFLite file of another kind: our CTC model
+    wrong.write_bytes((repo / "models" / "outpost-plate-ocr-latin-int8.tflite").read_bytes())
+
+    def check(model: Path) -> Check:
+        plates = (
+            '[plates]\nenabled = true\nfinder = "classical"\n'
+            f'[plates.ocr]\ntype = "fast-plate-ocr"\npath = "{model}"\n'
+        )
+        _, checks = doctor(config(tmp_path, mosquitto.url, plates=plates))
+        return checks["plates model (fast-plate-ocr)"]
+
+    bad = check(wrong)
+    assert bad.result == FAIL and "takes input [1, 32, 128, 1]" in bad.detail and bad.hint
+    missing = check(tmp_path / "none.onnx")
+    assert missing.result == FAIL and "missing" in missing.detail
+    onnx = repo.parent / "shared" / "models" / "fast_plate_ocr_cct_xs_v1_global.onnx"
+    if onnx.is_file():
+        pytest.importorskip("onnxruntime", reason="onnxruntime (the onnx extra)")
+        good = check(onnx)
+        assert good.result == OK and "loads" in good.detail
+
+
 def test_outbox_nearly_full(tmp_path: Path, mosquitto: Mosquitto) -> None:
     """A small max_bytes stands in for a full disk: the broker is down and events pile up."""
     mosquitto.stop()
