@@ -5,7 +5,7 @@ One command, reproducible from the seed::
     .venv-train/bin/python -m training.plates --seed 1 --out models/
 
 Heavy dependencies (tensorflow-cpu, Pillow) are for training only; the agent reads the
-exported .tflite files through agent/plates/runtime.py.
+exported .tflite files through agent/vision/runtime.py (the one TFLite seam).
 """
 
 from __future__ import annotations
