@@ -38,10 +38,9 @@ def convert(onnx_path: Path, out_dir: Path, height: int, width: int) -> Path:
         rng = np.random.default_rng(0)
         np.save(Path(tmp) / SAMPLES, rng.random((20, 128, 128, 3), dtype=np.float32))
         work = Path(tmp) / "out"
-        cmd = [
-            onnx2tf, "-i", str(onnx_path.resolve()), "-o", str(work),
-            "-ois", f"input:1,{height},{width},3", "-kt", "input",
-        ]  # fmt: skip
+        name = _input_name(onnx_path)
+        cmd = [onnx2tf, "-i", str(onnx_path.resolve()), "-o", str(work)]
+        cmd += ["-ois", f"{name}:1,{height},{width},3", "-kt", name]  # keep uint8 NHWC input
         env = dict(os.environ)  # onnx2tf runs onnxsim by name: the venv's bin must be on PATH
         env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
         done = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, env=env, check=False)
@@ -52,6 +51,12 @@ def convert(onnx_path: Path, out_dir: Path, height: int, width: int) -> Path:
         target = out_dir / f"{onnx_path.stem}.tflite"
         shutil.copyfile(made, target)
     return target
+
+
+def _input_name(onnx_path: Path) -> str:
+    import onnx
+
+    return str(onnx.load(str(onnx_path)).graph.input[0].name)
 
 
 def compare(onnx_path: Path, tflite_path: Path, crops: list[Path]) -> tuple[int, float]:
