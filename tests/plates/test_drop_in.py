@@ -46,7 +46,7 @@ def test_onnx_drop_in_reads_us_crops() -> None:
     assert right >= 150
 
 
-def test_onnx_drop_in_through_the_reader_config(tmp_path: Path) -> None:
+def test_onnx_drop_in_through_the_reader_config() -> None:
     _onnx()
     model = shared_path("models", f"{FPO}.onnx")
     cfg = PlatesConfig(
@@ -58,7 +58,7 @@ def test_onnx_drop_in_through_the_reader_config(tmp_path: Path) -> None:
     assert read is not None and read.text == plate
 
 
-def test_tflite_export_reads_as_the_onnx_model(tmp_path: Path) -> None:
+def test_tflite_export_reads_as_the_onnx_model() -> None:
     named = os.environ.get(TFLITE_ENV)
     if not named:
         pytest.skip(f"{TFLITE_ENV} names no TFLite export of {FPO} (see docs/plates.md)")
