@@ -361,6 +361,10 @@ class Outbox:
         db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         if not readonly:
             db.execute("PRAGMA wal_autocheckpoint=0")  # see _checkpoint()
+            # A delivered or expired event's bytes are zeroed, not left in free space: the
+            # outbox holds plate readings ([plates.privacy]). Debian builds SQLite with this
+            # on; other builds may not.
+            db.execute("PRAGMA secure_delete=ON")
         return db
 
     def _meta_get(self, key: str, default: int) -> int:

@@ -129,6 +129,25 @@ def test_type_ttl_expires_that_type_alone_and_never_an_alarm(tmp_path: Path) -> 
     ob.close()
 
 
+def test_a_delivered_events_bytes_leave_the_file(tmp_path: Path) -> None:
+    # A plate reading delivered (or expired) must not linger in the database's free space.
+    ob = Outbox(tmp_path / "o.db", "dev")
+    for i in range(40):
+        ob.put("plate.read", {"text": f"MARK{i:03d}", "pad": "x" * 300})
+    ob.put("patrol.tap", {"text": "KEEP001"})
+    done = ob.fetch(Priority.VISION, 0, 100)
+    assert len(done) == 40
+    ob.ack(p.rowid for p in done)
+    ob.sync()
+    ob.close()
+    db = sqlite3.connect(tmp_path / "o.db")
+    assert db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
+    db.close()
+    data = (tmp_path / "o.db").read_bytes()
+    assert b"KEEP001" in data
+    assert not [i for i in range(40) if f"MARK{i:03d}".encode() in data]
+
+
 def test_bad_event_type_and_unserialisable_data(tmp_path: Path) -> None:
     ob = Outbox(tmp_path / "o.db", "dev")
     with pytest.raises(ValueError):
