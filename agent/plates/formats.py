@@ -406,6 +406,8 @@ def fold(text: str) -> str:
     return normalise(text).translate(table)
 
 
+CONFUSABLE_SWAP = 0.25
+"""What a confusable swap (``CONFUSABLE``: `0`/`O`, `8`/`B`, …) costs in ``match_distance``."""
 PROVINCE_SWAP = 0.5
 """What one Chinese province character read for another costs in ``match_distance``: more
 than a confusable swap, less than any other character. The province is the character the
@@ -423,7 +425,7 @@ crops; Chinese dev crops: 2). Letters at the same positions, so ``CONFUSABLE`` (
 formats use to mend a character a position does not allow) leaves them out."""
 
 
-def match_distance(a: str, b: str, confusion_cost: float = 0.25) -> float:
+def match_distance(a: str, b: str, confusion_cost: float = CONFUSABLE_SWAP) -> float:
     """Edit distance where swapping confusable characters costs ``confusion_cost``, one
     province for another ``PROVINCE_SWAP`` and look-alike letters ``LOOKALIKE_SWAP``."""
     a, b = normalise(a), normalise(b)

@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import CommandError
-from agent.plates.formats import match_distance, normalise
+from agent.plates.formats import (
+    CONFUSABLE_SWAP,
+    LOOKALIKE_SWAP,
+    PROVINCE_SWAP,
+    match_distance,
+    normalise,
+)
 
 log = logging.getLogger(__name__)
 MAX_ENTRIES = 100_000
@@ -140,9 +146,9 @@ class Watchlist:
         return None if found is None else WatchHit(entries[found[0]], found[1])
 
 
-CHEAPEST_SWAP = 0.25
+CHEAPEST_SWAP = min(CONFUSABLE_SWAP, PROVINCE_SWAP, LOOKALIKE_SWAP)
 """The least one character read for another costs in ``match_distance`` (a confusable
-swap): under a distance of 1 (one character added or dropped) a plate can only be as close
+swap, 0.25): under a distance of 1 (one character added or dropped) a plate can only be as close
 as ``max_distance`` with at most ``max_distance / CHEAPEST_SWAP`` characters swapped."""
 
 
