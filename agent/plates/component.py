@@ -211,17 +211,15 @@ class PlateComponent:
         }
         self.reads += 1
         if hit is None:
-            privacy = self.cfg.privacy
-            if not privacy.publish_non_hits or self._key is not None:
-                # a crop shows the plate: kept only where the text itself is published
-                self._limit_crop(data.pop("media"), 0.0)
-            else:
-                self._limit_crop(data["media"], privacy.non_hit_retention_s)
-            if not privacy.publish_non_hits:
+            # a crop shows the plate: kept only where the text itself is published
+            if not self.cfg.privacy.publish_non_hits:
+                self._limit_crop(data["media"], 0.0)
                 return
             if self._key is not None:
-                data["text_hash"] = keyed_hash(voted.text, self._key)
-                del data["text"]
+                self._limit_crop(data.pop("media"), 0.0)
+                data["text_hash"] = keyed_hash(data.pop("text"), self._key)
+            else:
+                self._limit_crop(data["media"], self.cfg.privacy.non_hit_retention_s)
             self.sink.emit("plate.read", data)
             return
         self.sink.emit("plate.read", data)
