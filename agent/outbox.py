@@ -576,36 +576,34 @@ class Outbox:
         db.execute("BEGIN IMMEDIATE")
         try:
             for cls, ttl in self.ttl_s.items():
-                if ttl <= 0:
-                    continue
-                gone = db.execute(
-                    "DELETE FROM events WHERE cls = ? AND created < ? RETURNING size",
-                    (int(cls), now - ttl),
-                ).fetchall()
-                if gone:
-                    self._depth[cls] -= len(gone)
-                    self._bytes[cls] -= sum(g[0] for g in gone)
-                    self._count(f"expired_{cls.label}", len(gone))
+                if ttl > 0:
+                    self._expire_rows(cls, now - ttl, f"expired_{cls.label}")
             for type_, ttl in self.ttl_types.items():
                 type_cls = default_priority(type_)
-                if type_cls is Priority.ALARM:
-                    continue
-                # within the type's class, as the class TTL above (the events_cls index)
-                gone = db.execute(
-                    "DELETE FROM events WHERE cls = ? AND created < ? AND type = ? "
-                    "RETURNING size",
-                    (int(type_cls), now - ttl, type_),
-                ).fetchall()
-                if gone:
-                    self._depth[type_cls] -= len(gone)
-                    self._bytes[type_cls] -= sum(g[0] for g in gone)
-                    self._count(f"expired_{type_}", len(gone))
+                if type_cls is not Priority.ALARM:
+                    # within the type's class, as the class TTL (the events_cls index)
+                    self._expire_rows(type_cls, now - ttl, f"expired_{type_}", type_)
             self._flush_counters()
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             self._reload_state()
             raise
+
+    def _expire_rows(
+        self, cls: Priority, cutoff: float, counter: str, type_: str | None = None
+    ) -> None:
+        """Delete ``cls``'s events created before ``cutoff`` (of ``type_`` alone, if given),
+        inside ``_expire``'s transaction, and count them under ``counter``."""
+        sql = "DELETE FROM events WHERE cls = ? AND created < ?"
+        params: tuple[Any, ...] = (int(cls), cutoff)
+        if type_ is not None:
+            sql, params = sql + " AND type = ?", (*params, type_)
+        gone = self._db.execute(sql + " RETURNING size", params).fetchall()
+        if gone:
+            self._depth[cls] -= len(gone)
+            self._bytes[cls] -= sum(g[0] for g in gone)
+            self._count(counter, len(gone))
 
     def _count(self, name: str, n: int = 1) -> None:
         if n:
