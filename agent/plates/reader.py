@@ -212,11 +212,11 @@ def refit_box(box: Box, span: tuple[float, float], chars: int, shape: tuple[int,
     return (left, y, max(right - left, 1), h)
 
 
-def _surest(reads: Sequence[tuple[PlateRead, OcrResult]]) -> PlateRead:
-    """Of a crop's variants' Latin readings, one that fits a format before one that does
-    not, then the one its own model read most surely (``OcrResult.confidence``); of
-    readings as sure, one in a layout that many plates follow (``PlateFormat.prefer``),
-    then the longer.
+def surest_latin(reads: Sequence[tuple[PlateRead, OcrResult]]) -> PlateRead:
+    """Of a crop's variants' Latin readings (each with the OCR result it came from), one
+    that fits a format before one that does not, then the one its own model read most
+    surely (``OcrResult.confidence``); of readings as sure, one in a layout that many
+    plates follow (``PlateFormat.prefer``), then the longer.
 
     The int8 models' confidences saturate (0.996), so ties are common: `6LIK27L` against
     `6LIK274`, `MS301` against `LMS301` (the second of each in a preferred layout), `SQUA`
@@ -383,7 +383,7 @@ class PlateReader:
             # surely than the variants that kept it read the whole
             read = max((r for r, _ in chinese), key=script_key)
         if not is_chinese(read.text):
-            read = _surest([(r, raw) for r, raw in best if not is_chinese(r.text)])
+            read = surest_latin([(r, raw) for r, raw in best if not is_chinese(r.text)])
         elif len(chinese) > 1:
             read = self._fuse_variants(chinese)
         return read

@@ -21,9 +21,9 @@ from agent.plates.reader import (
     JUDGE_ROOT,
     TEXT_MARGINS,
     PlateReader,
-    _surest,
     load_ocr,
     refit_box,
+    surest_latin,
 )
 from agent.plates.voting import PlateRead
 
@@ -643,7 +643,7 @@ def test_us_dev_crops_read_better_with_each_us_rule(monkeypatch: pytest.MonkeyPa
     """The US dev crops with the variants, with the US text rules (``COUNTRY_RULES``) and
     with each left out (measured 662 of 751 with all three; 658 without
     ``ones_among_digits``, 658 without ``twos_in_digit_runs``, 661 without
-    ``mend_four_letters``: of its two California `4`s read as `L`, ``_surest``'s layout
+    ``mend_four_letters``: of its two California `4`s read as `L`, ``surest_latin``'s layout
     tie-break mends one; on the scenes' labelled boxes it still mends two)."""
     from dataclasses import replace
 
@@ -724,25 +724,25 @@ def test_a_crops_variants_are_weighed_script_first_then_by_the_experts_confidenc
 
 
 def test_variants_are_chosen_by_their_own_models_confidence() -> None:
-    """``_surest``: a format first, then the reading's own model's confidence (``OcrResult``),
+    """``surest_latin``: a format first, then the reading's own model's confidence (``OcrResult``),
     not the capped one (``PlateRead``)."""
     capped = PlateRead(text="ABC123", confidence=0.80, format="us-abc123")
     other = PlateRead(text="ABD123", confidence=0.90, format="us-abc123")
     loose = PlateRead(text="ABC1234X", confidence=0.99)
     reads = [(other, _raw("ABD123", conf=0.9)), (capped, _raw("ABC123", conf=0.99))]
-    assert _surest(reads) is capped
-    assert _surest([*reads, (loose, _raw("ABC1234X", conf=1.0))]) is capped  # a format first
+    assert surest_latin(reads) is capped
+    assert surest_latin([*reads, (loose, _raw("ABC1234X", conf=1.0))]) is capped  # a format first
     # as sure: the reading in a preferred layout, whichever comes first
     layout = PlateRead(text="6LIK274", confidence=0.996, format="us-1abc234")
     catch_all = PlateRead(text="6LIK27L", confidence=0.996, format="us-7")
     tie = [(catch_all, _raw("6LIK27L", conf=0.996)), (layout, _raw("6LIK274", conf=0.996))]
-    assert _surest(tie) is layout and _surest(tie[::-1]) is layout
+    assert surest_latin(tie) is layout and surest_latin(tie[::-1]) is layout
     surer = [(catch_all, _raw("6LIK27L", conf=0.997)), (layout, _raw("6LIK274", conf=0.996))]
-    assert _surest(surer) is catch_all  # the layout breaks ties only
+    assert surest_latin(surer) is catch_all  # the layout breaks ties only
     short = PlateRead(text="SQUA", confidence=0.996, format="us-4")
     whole = PlateRead(text="SQUAW", confidence=0.996, format="us-5")
     tie = [(short, _raw("SQUA", conf=0.996)), (whole, _raw("SQUAW", conf=0.996))]
-    assert _surest(tie) is whole and _surest(tie[::-1]) is whole  # then the longer
+    assert surest_latin(tie) is whole and surest_latin(tie[::-1]) is whole  # then the longer
 
 
 @needs_dev
