@@ -347,11 +347,12 @@ class PlateReader:
             if not crops:
                 return None
         width = image.shape[1]
-        best: list[tuple[PlateRead, OcrResult]] = []
-        capped: dict[int, float] = {}  # id(reading) -> its confidence capped at the judge's
+        # each variant's reading, the OCR result it came from, and its confidence capped at
+        # the judge's own (without a judge, its confidence)
+        best: list[tuple[PlateRead, OcrResult, float]] = []
         for c, left in crops:
             one, raw = self._best_of(self.ocr.read_candidates(c))
-            capped[id(one)] = one.confidence
+            capped = one.confidence
             if isinstance(self.ocr, ScriptOcr):
                 expert = self.ocr.expert("cn" if is_chinese(one.text) else "latin")
                 if expert is not None and one.confidence >= need:
@@ -361,31 +362,32 @@ class PlateReader:
                     # Latin-only model, not to the joint one)
                     judged = one.confidence
                     one, raw = self._best_of(expert.read_candidates(c))
-                    capped[id(one)] = min(one.confidence, judged)
+                    capped = min(one.confidence, judged)
                     one.confidence = min(one.confidence, judged ** (1 / JUDGE_ROOT))
             if one.span is not None:  # into the crop's own coordinates
                 cw = c.shape[1]
                 one.span = ((left + one.span[0] * cw) / width, (left + one.span[1] * cw) / width)
-            best.append((one, raw))
+            best.append((one, raw, capped))
 
-        def script_key(read: PlateRead) -> tuple[bool, float]:
+        def script_key(variant: tuple[PlateRead, OcrResult, float]) -> tuple[bool, float]:
             """The script is chosen by the confidence capped at the judge's own (a Latin
             reading of a crop that lost its province is surer to the Latin models than the
             whole plate is to the joint ones: `AJU21` for `皖AJU215`)."""
-            return read.format is not None, capped[id(read)]
+            read, _, capped = variant
+            return read.format is not None, capped
 
-        read = max((r for r, _ in best), key=script_key)
-        chinese = [(r, raw) for r, raw in best if is_chinese(r.text)]
+        read = max(best, key=script_key)[0]
+        chinese = [v for v in best if is_chinese(v[0].text)]
         if not is_chinese(read.text) and any(
-            r.format is not None and r.text[1:] == read.text for r, _ in chinese
+            r.format is not None and r.text[1:] == read.text for r, _, _ in chinese
         ):
             # a variant that cut the province off read the rest as a Latin plate, more
             # surely than the variants that kept it read the whole
-            read = max((r for r, _ in chinese), key=script_key)
+            read = max(chinese, key=script_key)[0]
         if not is_chinese(read.text):
-            read = surest_latin([(r, raw) for r, raw in best if not is_chinese(r.text)])
+            read = surest_latin([(r, raw) for r, raw, _ in best if not is_chinese(r.text)])
         elif len(chinese) > 1:
-            read = self._fuse_variants(chinese)
+            read = self._fuse_variants([(r, raw) for r, raw, _ in chinese])
         return read
 
     def _best_of(self, results: list[OcrResult]) -> tuple[PlateRead, OcrResult]:
