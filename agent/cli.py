@@ -158,7 +158,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 def cmd_plates(args: argparse.Namespace) -> int:
     from agent.plates.cli import main as plates_main
 
-    rc: int = plates_main(args.rest)
+    rc: int = plates_main(args.rest, config=Path(args.config))
     return rc
 
 
@@ -225,7 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--limit", type=int, default=50)
     sp.add_argument("--yes", action="store_true", help="purge without asking")
     sp.add_argument("--include-alarms", action="store_true", help="allow purging alarms")
-    sp = add("plates", cmd_plates, "plate reading tools: plates read IMAGE... [--json] [--crop]",
+    sp = add("plates", cmd_plates,
+             "plate reading tools: plates read IMAGE... | --camera NAME [--json] [--crop]",
              json_flag=False, socket_flag=False)
     sp.add_argument("rest", nargs=argparse.REMAINDER)
     sp = add("provision", cmd_provision, "installer tools (same as outpost-provision)",

@@ -6,9 +6,9 @@ Every field has a default that works in the simulated profile; unknown keys are 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
 from agent.plates.formats import CN_PROVINCES
 
@@ -68,6 +68,14 @@ class FastPlateOcrConfig(_Section):
     config: Path | None = Field(None, description="its plate_config.yaml; default: beside it")
 
 
+def _ocr_type(value: Any) -> str:
+    """``[plates.ocr]``'s kind: its ``type``, ``"outpost"`` where the section leaves it out
+    (``model = [...]`` alone names Outpost's models, as the section's default does)."""
+    if isinstance(value, dict):
+        return str(value.get("type", "outpost"))
+    return str(getattr(value, "type", "outpost"))
+
+
 class FormatConfig(_Section):
     """An extra plate format, as a position template (character classes with {n})."""
 
@@ -96,9 +104,11 @@ class PrivacyConfig(_Section):
 class PlatesConfig(_Section):
     enabled: bool = True
     model_dir: Path = Field(DEFAULT_MODEL_DIR, description="folder with manifest.json")
-    ocr: OutpostOcrConfig | FastPlateOcrConfig = Field(
-        default_factory=OutpostOcrConfig, discriminator="type"
-    )
+    ocr: Annotated[
+        Annotated[OutpostOcrConfig, Tag("outpost")]
+        | Annotated[FastPlateOcrConfig, Tag("fast-plate-ocr")],
+        Discriminator(_ocr_type),
+    ] = Field(default_factory=OutpostOcrConfig)
     threads: int = Field(1, ge=1, le=8)
     countries: list[Literal["cn", "us"]] = Field(default_factory=lambda: ["cn", "us"])  # type: ignore[arg-type]
     formats: list[FormatConfig] = Field(default_factory=list)

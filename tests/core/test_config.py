@@ -43,6 +43,7 @@ def test_valid_file_and_env_override(tmp_path: Path, monkeypatch: pytest.MonkeyP
         ('[mqtt]\nprotocol = "4"\n', "mqtt.protocol", "4"),
         ('[mqtt]\nbrokr = 1\n', "mqtt.brokr", "unknown key"),
         ('[plates]\nhome_provinces = ["AH"]\n', "plates.home_provinces", "AH"),
+        ('[plates.ocr]\ntype = "paddle"\n', "plates.ocr", "paddle"),
     ],
 )
 def test_invalid_value_names_key_and_value(tmp_path: Path, body: str, key: str,
@@ -53,6 +54,17 @@ def test_invalid_value_names_key_and_value(tmp_path: Path, body: str, key: str,
         load_settings(cfg)
     assert key in str(err.value)
     assert value in str(err.value)
+
+
+def test_plate_models_are_named_without_the_sections_type(tmp_path: Path) -> None:
+    """``[plates.ocr] model = [...]`` alone names Outpost's models (``type`` defaults, as the
+    whole section does); the drop-in needs its ``type``."""
+    cfg = tmp_path / "o.toml"
+    cfg.write_text('[plates.ocr]\nmodel = ["outpost-plate-ocr-latin-int8"]\n')
+    ocr = load_settings(cfg).plates.ocr
+    assert ocr.type == "outpost" and ocr.model == ["outpost-plate-ocr-latin-int8"]
+    cfg.write_text('[plates.ocr]\ntype = "fast-plate-ocr"\npath = "/m/x.onnx"\n')
+    assert load_settings(cfg).plates.ocr.type == "fast-plate-ocr"
 
 
 def test_daemon_refuses_bad_config_exit_78_nothing_started(tmp_path: Path) -> None:
