@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from agent.plates.finder import FIND_STRIDE
+from training.cli import add_worker_options, trainer_parser
 
 log = logging.getLogger("training.finder")
 PATCH = 256
@@ -371,19 +372,17 @@ def export(model, args, xs, val_iou: float, wall: float) -> None:  # type: ignor
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m training.finder", description=__doc__)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--out", default="models")
-    p.add_argument("--samples", type=int, default=16000)
-    p.add_argument("--val-samples", type=int, default=500)
-    p.add_argument("--steps", type=int, default=4000)
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--width", type=float, default=1.0)
+    p = trainer_parser(
+        "python -m training.finder",
+        __doc__,
+        samples=16000,
+        val_samples=500,
+        steps=4000,
+        batch=16,
+    )
     p.add_argument("--shared", default="../shared", help="folder with data/video (backgrounds)")
     p.add_argument("--name", default="outpost-plate-find-int8")
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--threads", type=int, default=2)
+    add_worker_options(p)
     return p
 
 

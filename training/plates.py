@@ -26,6 +26,7 @@ import numpy as np
 
 from agent.plates.formats import ALPHABET
 from agent.plates.preprocess import OCR_HEIGHT, OCR_WIDTH, ocr_input
+from training.cli import add_worker_options, trainer_parser
 
 log = logging.getLogger("training.plates")
 MAX_LABEL = 10
@@ -337,15 +338,14 @@ def merge_manifest(out: Path, entries: list[dict[str, object]]) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m training.plates", description=__doc__)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--out", default="models")
-    p.add_argument("--samples", type=int, default=60000)
-    p.add_argument("--val-samples", type=int, default=2000)
-    p.add_argument("--steps", type=int, default=8000)
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--width", type=float, default=1.0)
+    p = trainer_parser(
+        "python -m training.plates",
+        __doc__,
+        samples=60000,
+        val_samples=2000,
+        steps=8000,
+        batch=64,
+    )
     p.add_argument(
         "--context", type=int, default=0, choices=range(len(CONTEXT_DILATIONS) + 1),
         help="dilated residual blocks over the time axis (wider context per step)",
@@ -378,8 +378,7 @@ def parser() -> argparse.ArgumentParser:
         "--precision", choices=sorted(PRECISIONS), default="float32",
         help="compute precision while training (bfloat16: faster on CPUs with AVX512_BF16)",
     )
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--threads", type=int, default=2)
+    add_worker_options(p)
     return p
 
 
