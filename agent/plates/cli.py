@@ -166,6 +166,7 @@ def _read_camera(
     """Read ``--frames`` frames of a configured camera (every ``--every``-th), as the daemon
     would without a detector: the ROI, or the whole frame."""
     from agent.vision.capture import CameraSource
+    from agent.vision.synthetic import make_synthetic_video
 
     cams = {c.name: c for c in settings.vision.cameras}
     cam = cams.get(args.camera)
@@ -176,8 +177,11 @@ def _read_camera(
             file=sys.stderr,
         )
         return EXIT_USAGE
-    source = CameraSource(cam.model_copy(update={"loop": False}))
     try:
+        clip = None
+        if cam.kind == "file" and cam.path is None:  # the simulated camera: the worker's clip
+            clip = make_synthetic_video(settings.device.state_dir / "vision" / "synthetic.mp4")
+        source = CameraSource(cam.model_copy(update={"loop": False}), clip)
         source.open()
     except DriverFault as exc:
         print(f"outpost plates: {exc}", file=sys.stderr)

@@ -168,3 +168,15 @@ def test_without_a_config_file_a_camera_cannot_be_named(
 
     assert plates_cli.main(["read", "--camera", "booth"]) == 78
     assert "--camera needs the box's config file" in capsys.readouterr().err
+
+
+def test_the_simulated_camera_is_read_from_the_workers_clip(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file camera without a path is the simulated profile's: the CLI reads the clip the
+    vision worker makes in the state dir (making it where the worker has not yet)."""
+    cfg = _config(tmp_path, cameras=_booth_camera("analysis_fps = 5"))
+    argv = ["-c", str(cfg), "plates", "read", "--camera", "booth", "--frames", "2", "--json"]
+    assert cli.main(argv) == 0
+    assert [x["frame"] for x in _json_lines(capsys.readouterr().out)] == [0, 2]
+    assert (tmp_path / "state" / "vision" / "synthetic.mp4").is_file()
