@@ -566,7 +566,10 @@ def check_models(s: Settings) -> list[Check]:
             out.append(_model_check(Path(s.plates.model_dir), s.plates.finder_model, "plates"))
         ocr = s.plates.ocr
         if ocr.type == "outpost":
-            out.extend(_model_check(Path(s.plates.model_dir), n, "plates") for n in ocr.names)
+            checks = [_model_check(Path(s.plates.model_dir), n, "plates") for n in ocr.names]
+            out.extend(checks)
+            if all(c.result == OK for c in checks):
+                out.append(_reference_check(s))
         else:
             out.append(_drop_in_check(Path(ocr.path), ocr.config, s.plates.threads))
     if not out:
@@ -589,6 +592,29 @@ def _drop_in_check(path: Path, config: Path | None, threads: int) -> Check:
         hint = "install onnxruntime, or use the model's TFLite export (docs/plates.md, Drop-ins)"
         return Check("models", label, FAIL, str(exc), hint)
     return Check("models", label, OK, f"{path} loads")
+
+
+def _reference_check(s: Settings) -> Check:
+    """Outpost's OCR models read the reference plates right (``agent.plates.reference``),
+    with the box's settings: the files pass their sha256 check, and this shows that the
+    runtime runs them as trained."""
+    from agent.plates.reader import PlateReader
+    from agent.plates.reference import read_references
+
+    label = "plates reading (reference plates)"
+    hint = "reinstall the models and ai-edge-litert from the image; docs/plates.md, CLI"
+    try:
+        reads = read_references(PlateReader.from_config(s.plates), s.plates.countries)
+    except Exception as exc:  # whatever stops the reader is this check's finding
+        return Check("models", label, FAIL, f"{type(exc).__name__}: {exc}", hint)
+    wrong = [r for r in reads if not r.right]
+    if wrong:
+        detail = "; ".join(
+            f"{r.plate.text} read as {r.text or 'nothing'} ({r.confidence:.2f})" for r in wrong
+        )
+        return Check("models", label, FAIL, detail, hint)
+    read = ", ".join(f"{r.text} ({r.confidence:.2f}, {r.ms:.0f} ms)" for r in reads)
+    return Check("models", label, OK, f"read right: {read or 'none for these countries'}")
 
 
 def _model_check(model_dir: Path, name: str, what: str) -> Check:

@@ -233,9 +233,58 @@ def test_model_hash(tmp_path: Path, mosquitto: Mosquitto, corrupt: bool) -> None
         assert check.result == FAIL and "corrupt" in check.detail and check.hint
     else:
         assert check.result == OK and "sha256 ok" in check.detail
+        # a file that passes its hash but is no model: the reader cannot be built
+        reading = checks["plates reading (reference plates)"]
+        assert reading.result == FAIL and reading.hint
     # the plate finder ([plates] finder = "both" by default) is a model of its own
     finder = checks["plates model outpost-plate-find-int8"]
     assert finder.result == FAIL and "not in" in finder.detail and finder.hint
+
+
+def _latin_models(d: Path, *, misread: bool) -> Path:
+    """The three Latin models and the finder in ``d``, each file as committed (its sha256
+    passes); with ``misread`` the manifest gives the OCR models their alphabet backwards,
+    as a model the runtime does not run as trained reads: right shape, wrong characters."""
+    repo = Path(__file__).resolve().parents[2] / "models"
+    manifest = json.loads((repo / "manifest.json").read_text())
+    keep = {*LATIN_MODELS, "outpost-plate-find-int8"}
+    entries = [m for m in manifest["models"] if m["name"] in keep]
+    d.mkdir()
+    for m in entries:
+        (d / m["file"]).write_bytes((repo / m["file"]).read_bytes())
+        if misread and "alphabet" in m:
+            m["alphabet"] = m["alphabet"][::-1]
+    (d / "manifest.json").write_text(json.dumps({"models": entries}, ensure_ascii=False))
+    return d
+
+
+LATIN_MODELS = (
+    "outpost-plate-ocr-latin-int8",
+    "outpost-plate-ocr-latin-b-int8",
+    "outpost-plate-ocr-latin-c-int8",
+)
+
+
+@pytest.mark.parametrize("misread", [False, True])
+def test_the_models_must_read_the_reference_plate(
+    tmp_path: Path, mosquitto: Mosquitto, misread: bool
+) -> None:
+    """A model file can pass its sha256 check and still read wrong; the doctor reads the
+    reference plate (``agent/plates/reference``) with the box's settings."""
+    models = _latin_models(tmp_path / "models", misread=misread)
+    plates = (
+        f'[plates]\nenabled = true\ncountries = ["us"]\nmodel_dir = "{models}"\n'
+        f"[plates.ocr]\nmodel = {json.dumps(list(LATIN_MODELS))}\n"
+    )
+    rc, checks = doctor(config(tmp_path, mosquitto.url, plates=plates))
+    assert all(checks[f"plates model {m}"].result == OK for m in LATIN_MODELS)
+    check = checks["plates reading (reference plates)"]
+    if misread:
+        assert check.result == FAIL and "7ABC123 read as" in check.detail and check.hint
+        assert rc == EXIT_FAIL
+    else:
+        assert check.result == OK and "7ABC123" in check.detail, check
+        assert "皖" not in check.detail  # countries = ["us"]: the Chinese plate is not read
 
 
 def test_drop_in_model_is_loaded_not_only_found(tmp_path: Path, mosquitto: Mosquitto) -> None:
