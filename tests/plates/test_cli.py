@@ -180,3 +180,14 @@ def test_the_simulated_camera_is_read_from_the_workers_clip(
     assert cli.main(argv) == 0
     assert [x["frame"] for x in _json_lines(capsys.readouterr().out)] == [0, 2]
     assert (tmp_path / "state" / "vision" / "synthetic.mp4").is_file()
+
+
+def test_a_camera_that_cannot_be_opened_is_named_and_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.fixtures.broker import free_port
+
+    url = f"rtsp://127.0.0.1:{free_port()}/cam"  # nothing listens there
+    cfg = _config(tmp_path, cameras=_booth_camera(f'kind = "rtsp"\nurl = "{url}"'))
+    assert cli.main(["-c", str(cfg), "plates", "read", "--camera", "booth"]) == 1
+    assert "camera booth: cannot open" in capsys.readouterr().err
