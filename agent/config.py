@@ -235,6 +235,11 @@ def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
             tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid configuration in {source}: TOML syntax: {exc}") from None
+    except OSError as exc:  # e.g. 0640 root:outpost, read by a user outside the group
+        raise ConfigError(
+            f"config file {source} cannot be read: {exc.strerror or exc} "
+            "(run as root or as a member of the outpost group)"
+        ) from None
     previous = os.environ.get("_OUTPOST_TOML_PATH")
     os.environ["_OUTPOST_TOML_PATH"] = str(toml_path)
     try:

@@ -67,6 +67,29 @@ def test_plate_models_are_named_without_the_sections_type(tmp_path: Path) -> Non
     assert load_settings(cfg).plates.ocr.type == "fast-plate-ocr"
 
 
+def test_an_unreadable_config_file_is_a_config_error_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On a box the file is root:outpost 0640; a field tech outside the group cannot read it
+    (the tests run as root, who can, so the refusal is the open's)."""
+    from agent import cli
+
+    cfg = tmp_path / "o.toml"
+    cfg.write_text('[device]\nid = "box-7"\n')
+    real_open = Path.open
+
+    def refuse(self: Path, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        if self == cfg:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "open", refuse)
+    with pytest.raises(ConfigError, match="cannot be read: Permission denied"):
+        load_settings(cfg)
+    assert cli.main(["--config", str(cfg), "check-config"]) == 78
+    assert "outpost group" in capsys.readouterr().err
+
+
 def test_daemon_refuses_bad_config_exit_78_nothing_started(tmp_path: Path) -> None:
     state = tmp_path / "state"
     cfg = tmp_path / "bad.toml"
