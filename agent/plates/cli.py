@@ -183,7 +183,7 @@ def _read_camera(
             clip = make_synthetic_video(settings.device.state_dir / "vision" / "synthetic.mp4")
         source = CameraSource(cam.model_copy(update={"loop": False}), clip)
         source.open()
-    except DriverFault as exc:
+    except (DriverFault, OSError) as exc:  # OSError: the state dir's clip cannot be written
         print(f"outpost plates: {exc}", file=sys.stderr)
         return 1
     every = args.every or max(1, round(source.native_fps / cam.analysis_fps))
