@@ -12,7 +12,7 @@ import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,11 @@ import numpy as np
 from agent.config import DEFAULT_CONFIG_PATH, Settings, load_settings
 from agent.errors import ConfigError, DriverFault
 from agent.plates.config import FastPlateOcrConfig, OutpostOcrConfig, PlatesConfig
+from agent.plates.localise import Box
 from agent.plates.reader import PlateReader
 from agent.plates.voting import PlateRead
 from agent.plates.watchlist import Watchlist
+from agent.vision.config import CameraConfig
 
 EXIT_USAGE = 2
 EXIT_CONFIG = 78
@@ -56,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="read every Nth frame of --camera (default: the camera's analysis_fps)",
+    )
+    r.add_argument(
+        "--no-detector",
+        action="store_true",
+        help="with --camera: read the ROI (or whole frame), not the detector's vehicle boxes",
     )
     r.add_argument("--model-dir", type=Path, default=None, help="folder with manifest.json")
     r.add_argument(
@@ -160,11 +167,42 @@ def main(argv: list[str], config: Path | None = None) -> int:
     return status
 
 
+def _vehicle_finder(
+    cam: CameraConfig, settings: Settings
+) -> Callable[[np.ndarray], list[Box]] | None:
+    """The detector's vehicle boxes for a frame, as the daemon searches a camera that has
+    the detector (its tracker and votes aside); None where the camera reads its ROI.
+    ``DriverFault`` where the detector's model is missing or corrupt."""
+    from agent.vision.detector import Detector
+    from agent.vision.models import verify_model
+    from agent.vision.pipeline import PLATE_LABELS
+
+    det = settings.vision.detector
+    if not (cam.detect and settings.vision.enabled and det.enabled):
+        return None
+    detector = Detector(
+        verify_model(det.model_dir or settings.device.state_dir / "models", det.model), det
+    )
+
+    def vehicles(frame: np.ndarray) -> list[Box]:
+        h, w = frame.shape[:2]
+        found = detector.detect(frame, [(0, 0, w, h)])
+        return [
+            (x1, y1, x2 - x1, y2 - y1)
+            for d in found
+            if d.label in PLATE_LABELS
+            for x1, y1, x2, y2 in [d.box]
+        ]
+
+    return vehicles
+
+
 def _read_camera(
     args: argparse.Namespace, settings: Settings, reader: PlateReader, watchlist: Watchlist | None
 ) -> int:
-    """Read ``--frames`` frames of a configured camera (every ``--every``-th), as the daemon
-    would without a detector: the ROI, or the whole frame."""
+    """Read ``--frames`` frames of a configured camera (every ``--every``-th) where the
+    daemon would: in the detector's vehicle boxes where the camera has the detector, else
+    in the ROI (or the whole frame)."""
     from agent.vision.capture import CameraSource
     from agent.vision.synthetic import make_synthetic_video
 
@@ -186,14 +224,26 @@ def _read_camera(
     except (DriverFault, OSError) as exc:  # OSError: the state dir's clip cannot be written
         print(f"outpost plates: {exc}", file=sys.stderr)
         return 1
+    try:
+        vehicles = None if args.no_detector else _vehicle_finder(cam, settings)
+    except DriverFault as exc:
+        source.close()
+        print(f"outpost plates: {exc} (--no-detector reads the ROI)", file=sys.stderr)
+        return 1
+    search = "vehicle boxes" if vehicles is not None else "ROI" if reader.roi else "whole frame"
     every = args.every or max(1, round(source.native_fps / cam.analysis_fps))
     seen: Counter[str] = Counter()
     read = 0
     try:
         for index, frame in _frames(source, every, args.frames):
             t0 = time.perf_counter()
-            reads = reader.read_image(frame)
-            where = {"camera": cam.name, "frame": index}
+            where: dict[str, Any] = {"camera": cam.name, "frame": index}
+            if vehicles is None:
+                reads = reader.read_image(frame)
+            else:  # no vehicle, no reading: the ROI is not read in its place
+                boxes = vehicles(frame)
+                where["vehicles"] = len(boxes)
+                reads = reader.read_image(frame, boxes) if boxes else []
             _print(where, reads, time.perf_counter() - t0, watchlist, args.json)
             seen.update(r.text for r in reads)
             read += 1
@@ -201,7 +251,7 @@ def _read_camera(
         source.close()
     if not args.json:
         texts = ", ".join(f"{t} ×{n}" for t, n in seen.most_common()) or "no plate"
-        print(f"{cam.name}: {read} frames read, every {every}: {texts}", flush=True)
+        print(f"{cam.name}: {read} frames read, every {every}, {search}: {texts}", flush=True)
     if read == 0:
         print(f"outpost plates: no frame from {source.describe()}", file=sys.stderr)
         return 1
@@ -254,6 +304,9 @@ def _print(
         print(json.dumps(out, ensure_ascii=False), flush=True)
         return
     label = where.get("image") or f"{where['camera']}#{where['frame']}"
+    if "vehicles" in where:
+        n = where["vehicles"]
+        label += f" ({n} vehicle{'' if n == 1 else 's'})"
     texts = ", ".join(_describe(p) for p in plates) or "-"
     print(f"{label}: {texts}  [{ms:.1f} ms]", flush=True)
 

@@ -16,6 +16,7 @@ import pytest
 
 from agent import cli
 from tests.conftest import shared_path
+from tests.vision.conftest import write_manifest
 from tests.vision.rtsp_relay import RtspRelay
 
 WATCHED = "34A36837"
@@ -49,12 +50,15 @@ roi = {roi}
     return cfg
 
 
-def _booth_camera(source: str) -> str:
+def _booth_camera(source: str, detect: bool = False) -> str:
+    """The booth camera: a fixed lane camera reading its ROI, or (``detect``) the detector's
+    vehicle boxes."""
     return f"""
 [[vision.cameras]]
 name = "booth"
 {source}
 plates = true
+detect = {str(detect).lower()}
 """
 
 
@@ -125,7 +129,7 @@ def test_a_file_camera_is_read_frame_by_frame_and_the_watched_car_is_a_hit(
     assert cli.main(argv) == 0  # the words a field tech reads: a line a frame, then a summary
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("booth#0: ") and f"HIT {WATCHED}, stolen" in "\n".join(out)
-    assert out[-1].startswith("booth: 4 frames read, every 4: ")
+    assert out[-1].startswith("booth: 4 frames read, every 4, ROI: ")
 
 
 def test_an_rtsp_camera_is_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -191,3 +195,36 @@ def test_a_camera_that_cannot_be_opened_is_named_and_fails(
     cfg = _config(tmp_path, cameras=_booth_camera(f'kind = "rtsp"\nurl = "{url}"'))
     assert cli.main(["-c", str(cfg), "plates", "read", "--camera", "booth"]) == 1
     assert "camera booth: cannot open" in capsys.readouterr().err
+
+
+def test_a_camera_with_the_detector_is_read_in_its_vehicle_boxes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As the daemon searches such a camera: COCO SSD's car, truck, bus and motorcycle boxes,
+    nothing where no vehicle is; a detector model that is not there is named."""
+    video = shared_path("data", "video", "tollbooth_720p.mp4")
+    ssd = shared_path("models", "coco_ssd_mobilenet_v1_quant.tflite")
+    models = tmp_path / "detector"
+    models.mkdir()
+    shutil.copyfile(ssd, models / "detect.tflite")
+    shutil.copyfile(ssd.with_name("coco_ssd_mobilenet_v1_quant.labels.txt"), models / "labels.txt")
+    write_manifest(models)
+    camera = _booth_camera(f'path = "{video}"', detect=True)
+    cfg = _config(tmp_path, cameras=f'[vision.detector]\nmodel_dir = "{models}"\n{camera}')
+    argv = ["-c", str(cfg), "plates", "read", "--camera", "booth", "--frames", "3", "--every", "4"]
+    assert cli.main([*argv, "--json"]) == 0
+    lines = _json_lines(capsys.readouterr().out)
+    assert [x["frame"] for x in lines] == [4 * i for i in range(3)]
+    assert all(isinstance(x["vehicles"], int) for x in lines)
+    for x in lines:
+        if x["vehicles"] == 0:
+            assert x["plates"] == []
+    hits = [p for x in lines for p in x["plates"] if "watch" in p]  # type: ignore[attr-defined]
+    assert hits, lines  # the first car is in a vehicle box and its plate is read there
+
+    missing = _config(tmp_path / "nodet", cameras=camera)  # the detector's model_dir: empty
+    assert cli.main(["-c", str(missing), "plates", "read", "--camera", "booth"]) == 1
+    assert "--no-detector" in capsys.readouterr().err
+    argv = ["-c", str(missing), "plates", "read", "--camera", "booth", "--no-detector"]
+    assert cli.main([*argv, "--frames", "1"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("booth: 1 frames read, every")
