@@ -9,7 +9,6 @@ retained ``config/watchlist`` message, the way a centre pushes it.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 import uuid
 from pathlib import Path
@@ -22,7 +21,7 @@ from tests.conftest import shared_path
 from tests.fixtures.agent import AgentProcess, base_config
 from tests.fixtures.broker import Mosquitto
 from tests.fixtures.subscriber import Subscriber
-from tests.vision.conftest import write_manifest
+from tests.vision.conftest import ssd_model_dir
 
 # Plates on the cars that pass the booth front-on (the data README names the first two).
 BOOTH_PLATES = ("34A36837", "34A23126", "89C20339")
@@ -32,12 +31,7 @@ def test_tollbooth_video_gives_one_read_per_car_and_a_hit(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
     video = shared_path("data", "video", "tollbooth_720p.mp4")
-    ssd = shared_path("models", "coco_ssd_mobilenet_v1_quant.tflite")
-    models = tmp_path / "detector"
-    models.mkdir()
-    shutil.copyfile(ssd, models / "detect.tflite")
-    shutil.copyfile(ssd.with_name("coco_ssd_mobilenet_v1_quant.labels.txt"), models / "labels.txt")
-    write_manifest(models)
+    models = ssd_model_dir(tmp_path / "detector")
 
     state = tmp_path / "state"
     cfg = tmp_path / "agent.toml"

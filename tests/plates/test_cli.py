@@ -16,7 +16,7 @@ import pytest
 
 from agent import cli
 from tests.conftest import shared_path
-from tests.vision.conftest import write_manifest
+from tests.vision.conftest import ssd_model_dir
 from tests.vision.rtsp_relay import RtspRelay
 
 WATCHED = "34A36837"
@@ -203,12 +203,7 @@ def test_a_camera_with_the_detector_is_read_in_its_vehicle_boxes(
     """As the daemon searches such a camera: COCO SSD's car, truck, bus and motorcycle boxes,
     nothing where no vehicle is; a detector model that is not there is named."""
     video = shared_path("data", "video", "tollbooth_720p.mp4")
-    ssd = shared_path("models", "coco_ssd_mobilenet_v1_quant.tflite")
-    models = tmp_path / "detector"
-    models.mkdir()
-    shutil.copyfile(ssd, models / "detect.tflite")
-    shutil.copyfile(ssd.with_name("coco_ssd_mobilenet_v1_quant.labels.txt"), models / "labels.txt")
-    write_manifest(models)
+    models = ssd_model_dir(tmp_path / "detector")
     camera = _booth_camera(f'path = "{video}"', detect=True)
     cfg = _config(tmp_path, cameras=f'[vision.detector]\nmodel_dir = "{models}"\n{camera}')
     argv = ["-c", str(cfg), "plates", "read", "--camera", "booth", "--frames", "3", "--every", "4"]

@@ -111,10 +111,15 @@ def write_manifest(model_dir: Path, *, sha256: str | None = None) -> None:
 @pytest.fixture
 def model_dir(tmp_path: Path) -> Path:
     """A models directory holding the shared COCO SSD model and its manifest."""
+    return ssd_model_dir(tmp_path / "models")
+
+
+def ssd_model_dir(d: Path) -> Path:
+    """``d``, made to hold the shared COCO SSD model and its manifest (the test skips where
+    ../shared/models is absent)."""
     if not SSD_MODEL.is_file():
         pytest.skip(f"{SSD_MODEL} absent: ../shared/models is needed for real inference")
-    d = tmp_path / "models"
-    d.mkdir()
+    d.mkdir(parents=True)
     shutil.copyfile(SSD_MODEL, d / "detect.tflite")
     shutil.copyfile(SSD_LABELS, d / "labels.txt")
     write_manifest(d)
