@@ -74,8 +74,24 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("last      " + "; ".join(f"{src}: {e['type']} #{e['seq']} at {e['ts']}"
                                        for src, e in sorted(st["last_events"].items())))
     for name, comp in st["components"].items():
-        print(f"{name:<9} " + json.dumps(comp, ensure_ascii=False)[:200])
+        print(component_line(name, comp))
     return EXIT_OK
+
+
+def component_line(name: str, comp: Any, width: int = 200) -> str:
+    """A component's status on one line, cut at ``width`` (``--json`` has it whole): numbers,
+    flags and nulls first, then text, then nested tables, each kind in its own order, so that
+    a long model list or a camera table does not push the counters past the cut."""
+    if isinstance(comp, dict):
+
+        def kind(value: Any) -> int:
+            if value is None or isinstance(value, bool | int | float):
+                return 0
+            return 1 if isinstance(value, str) else 2
+
+        comp = dict(sorted(comp.items(), key=lambda kv: kind(kv[1])))
+    line = f"{name:<9} " + json.dumps(comp, ensure_ascii=False)
+    return line if len(line) <= width else line[: width - 1] + "…"
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:

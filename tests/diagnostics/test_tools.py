@@ -203,6 +203,24 @@ def test_status_json(agent: AgentProcess) -> None:
     assert set(st["outbox"]) >= {"alarm", "telemetry"}
 
 
+def test_status_lines_put_the_counters_before_long_text() -> None:
+    """``outpost status`` prints a component on one line, cut at 200 characters: the plate
+    component's six model names (about 170 characters) had pushed its reads, hits and
+    watchlist past the cut."""
+    from agent.cli import component_line
+
+    ocr = "+".join(f"outpost-plate-ocr-{n}-int8" for n in ("latin", "latin-b", "latin-c", "d", "e"))
+    plates = {"enabled": True, "fault": None, "ocr": ocr, "frames": 12, "reads": 3, "hits": 1,
+              "open_tracks": 0, "watchlist": 2}  # fmt: skip
+    line = component_line("plates", plates)
+    assert len(line) == 200 and line.endswith("…")
+    for counter in ('"reads": 3', '"hits": 1', '"watchlist": 2', '"fault": null'):
+        assert counter in line
+    assert line.index('"watchlist"') < line.index('"ocr"')
+    short = component_line("sim", {"scripts": 1, "emitted": 4})
+    assert short == 'sim       {"scripts": 1, "emitted": 4}'
+
+
 def test_status_without_agent_is_one_clear_line(tmp_path: Path) -> None:
     cfg = config(tmp_path, f"mqtt://127.0.0.1:{free_port()}")
     r = outpost(cfg, "status", "--json")
