@@ -538,7 +538,7 @@ def _camera_check(cam: CameraConfig) -> Check:
 def check_models(s: Settings) -> list[Check]:
     out: list[Check] = []
     if s.vision.enabled and s.vision.detector.enabled:
-        model_dir = s.vision.detector.model_dir or s.device.state_dir / "models"
+        model_dir = s.vision.detector.model_folder(s.device.state_dir)
         name = s.vision.detector.model
         try:
             verified = verify_model(model_dir, name)

@@ -133,7 +133,7 @@ def vehicle_boxes(
     from agent.vision.config import VisionConfig
     from agent.vision.detector import Detector
     from agent.vision.models import verify_model
-    from agent.vision.pipeline import PLATE_LABELS
+    from agent.vision.pipeline import vehicle_boxes
     from bench.vision import make_model_dir
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -149,12 +149,7 @@ def vehicle_boxes(
         t0 = time.perf_counter()
         found = detector.detect(f, [(0, 0, w, h)])  # type: ignore[arg-type]
         t1 = time.perf_counter()
-        vehicles: list[Box] = [
-            (x1, y1, x2 - x1, y2 - y1)
-            for d in found
-            if d.label in PLATE_LABELS
-            for x1, y1, x2, y2 in [d.box]
-        ]
+        vehicles: list[Box] = vehicle_boxes(found)
         if not vehicles:
             continue
         plates += len(reader.read_image(f, vehicles, i % every == 0))  # type: ignore[arg-type]

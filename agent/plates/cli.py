@@ -139,10 +139,7 @@ def main(argv: list[str], config: Path | None = None) -> int:
         return EXIT_USAGE
     watchlist = None
     if settings is not None:
-        watchlist = Watchlist(
-            cfg.watchlist_file or settings.device.state_dir / "plates-watchlist.json",
-            cfg.match_distance,
-        )
+        watchlist = Watchlist(cfg.watchlist_path(settings.device.state_dir), cfg.match_distance)
     if args.camera:
         assert settings is not None  # (refused above)
         return _read_camera(args, settings, reader, watchlist)
@@ -175,24 +172,18 @@ def _vehicle_finder(
     ``DriverFault`` where the detector's model is missing or corrupt."""
     from agent.vision.detector import Detector
     from agent.vision.models import verify_model
-    from agent.vision.pipeline import PLATE_LABELS
+    from agent.vision.pipeline import vehicle_boxes
 
     det = settings.vision.detector
     if not (cam.detect and settings.vision.enabled and det.enabled):
         return None
     detector = Detector(
-        verify_model(det.model_dir or settings.device.state_dir / "models", det.model), det
+        verify_model(det.model_folder(settings.device.state_dir), det.model), det
     )
 
     def vehicles(frame: np.ndarray) -> list[Box]:
         h, w = frame.shape[:2]
-        found = detector.detect(frame, [(0, 0, w, h)])
-        return [
-            (x1, y1, x2 - x1, y2 - y1)
-            for d in found
-            if d.label in PLATE_LABELS
-            for x1, y1, x2, y2 in [d.box]
-        ]
+        return vehicle_boxes(detector.detect(frame, [(0, 0, w, h)]))
 
     return vehicles
 

@@ -52,9 +52,7 @@ class PlateComponent:
         self.cfg = cfg
         self.sink = sink
         self.state_dir = state_dir
-        self.watchlist = Watchlist(
-            cfg.watchlist_file or state_dir / "plates-watchlist.json", cfg.match_distance
-        )
+        self.watchlist = Watchlist(cfg.watchlist_path(state_dir), cfg.match_distance)
         self.tap = self._new_tap(reader) if reader is not None else None
         self._watch_sink: Callable[[list[str], float], None] | None = None
         self._media_limiter: Callable[[str, float], bool] | None = None

@@ -168,6 +168,10 @@ class PlatesConfig(_Section):
         None, description="default <state_dir>/plates-watchlist.json"
     )
 
+    def watchlist_path(self, state_dir: Path) -> Path:
+        """The watchlist's file: ``watchlist_file``, else ``<state_dir>/plates-watchlist.json``."""
+        return self.watchlist_file or state_dir / "plates-watchlist.json"
+
     @field_validator("home_provinces")
     @classmethod
     def _check_home(cls, v: list[str]) -> list[str]:

@@ -115,6 +115,11 @@ class DetectorConfig(Section):
     min_area: int = Field(400, ge=0, description="ignore objects smaller than this (px²)")
     max_regions: int = Field(4, ge=1, le=32)
 
+    def model_folder(self, state_dir: Path) -> Path:
+        """Where the model's files and manifest are: ``model_dir``, else
+        ``<state_dir>/models``."""
+        return self.model_dir or state_dir / "models"
+
 
 class BufferConfig(Section):
     """The in-memory recording window per camera: pre-alarm pictures and clips come from it."""

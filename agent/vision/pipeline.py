@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,7 @@ from agent.vision.motion import MotionDetector
 from agent.vision.recording import RecordingWindow, encode_jpeg
 from agent.vision.synthetic import apply_effect
 from agent.vision.tamper import TamperDetector
-from agent.vision.tracker import IouTracker, Track
+from agent.vision.tracker import Detection, IouTracker, Track
 
 if TYPE_CHECKING:
     from agent.plates.tap import PlateTap
@@ -40,6 +40,18 @@ Out = Callable[[Message], None]
 
 # Detector labels whose boxes are searched for a licence plate.
 PLATE_LABELS = frozenset({"car", "truck", "bus", "motorcycle"})
+
+
+def vehicle_boxes(detections: Iterable[Detection]) -> list[tuple[int, int, int, int]]:
+    """The boxes of ``detections`` that may carry a plate (``PLATE_LABELS``), as (x, y, w, h):
+    a frame's plate regions where there is no tracker (``outpost plates read --camera``, the
+    frame bench)."""
+    return [
+        (x1, y1, x2 - x1, y2 - y1)
+        for d in detections
+        if d.label in PLATE_LABELS
+        for x1, y1, x2, y2 in [d.box]
+    ]
 
 
 class RateMeter:

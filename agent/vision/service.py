@@ -155,9 +155,8 @@ class VisionService:
         det = self._cfg.detector
         if not det.enabled or not any(c.detect for c in self._cfg.cameras):
             return None
-        model_dir = det.model_dir or self._ctx.state_dir / "models"
         try:
-            return verify_model(model_dir, det.model)
+            return verify_model(det.model_folder(self._ctx.state_dir), det.model)
         except DriverFault as exc:
             self.detector_fault = f"object detection disabled: {exc}"
             self._faults.append(self.detector_fault)
