@@ -26,7 +26,7 @@ from agent.plates.localise import Box
 from agent.plates.reader import PlateReader
 from agent.plates.voting import PlateRead
 from agent.plates.watchlist import Watchlist
-from agent.vision.config import CameraConfig
+from agent.vision.config import CameraConfig, synthetic_clip_path
 
 EXIT_USAGE = 2
 EXIT_CONFIG = 78
@@ -207,19 +207,18 @@ def _read_camera(
         )
         return EXIT_USAGE
     try:
+        vehicles = None if args.no_detector else _vehicle_finder(cam, settings)
+    except DriverFault as exc:
+        print(f"outpost plates: {exc} (--no-detector reads the ROI)", file=sys.stderr)
+        return 1
+    try:
         clip = None
         if cam.kind == "file" and cam.path is None:  # the simulated camera: the worker's clip
-            clip = make_synthetic_video(settings.device.state_dir / "vision" / "synthetic.mp4")
+            clip = make_synthetic_video(synthetic_clip_path(settings.device.state_dir))
         source = CameraSource(cam.model_copy(update={"loop": False}), clip)
         source.open()
     except (DriverFault, OSError) as exc:  # OSError: the state dir's clip cannot be written
         print(f"outpost plates: {exc}", file=sys.stderr)
-        return 1
-    try:
-        vehicles = None if args.no_detector else _vehicle_finder(cam, settings)
-    except DriverFault as exc:
-        source.close()
-        print(f"outpost plates: {exc} (--no-detector reads the ROI)", file=sys.stderr)
         return 1
     search = "vehicle boxes" if vehicles is not None else "ROI" if reader.roi else "whole frame"
     every = args.every or max(1, round(source.native_fps / cam.analysis_fps))

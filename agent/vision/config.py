@@ -26,6 +26,12 @@ TAMPER_REASONS = ("covered", "blurred", "moved")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
 
+def synthetic_clip_path(state_dir: Path) -> Path:
+    """Where the vision worker keeps the simulated cameras' clip (a file camera without a
+    ``path``): ``<state_dir>/vision/synthetic.mp4``."""
+    return state_dir / "vision" / "synthetic.mp4"
+
+
 class CameraConfig(Section):
     """One camera: where its frames come from and what it watches over."""
 

@@ -25,7 +25,7 @@ from agent.commands import require
 from agent.errors import CommandError, DriverFault, OutboxError
 from agent.events import Event
 from agent.runtime import AgentContext
-from agent.vision.config import TAMPER_REASONS, VisionConfig
+from agent.vision.config import TAMPER_REASONS, VisionConfig, synthetic_clip_path
 from agent.vision.media import MediaRef, MediaStore
 from agent.vision.models import VerifiedModel, verify_model
 
@@ -179,7 +179,7 @@ class VisionService:
             args=(
                 self._cfg.model_dump_json(),
                 model,
-                str(self._state_dir / "synthetic.mp4"),
+                str(synthetic_clip_path(self._ctx.state_dir)),
                 str(self._state_dir),
                 self._plates_json(),
                 self._requests,
