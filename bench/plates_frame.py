@@ -130,10 +130,10 @@ def vehicle_boxes(
     shots: list[object], shared: Path, dim: bool = True, finder: str = "both", every: int = 1
 ) -> None:
     """Detector, then plates read inside its vehicle boxes: the camera path of the daemon."""
+    from agent.vision import pipeline
     from agent.vision.config import VisionConfig
     from agent.vision.detector import Detector
     from agent.vision.models import verify_model
-    from agent.vision.pipeline import vehicle_boxes
     from bench.vision import make_model_dir
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -149,7 +149,7 @@ def vehicle_boxes(
         t0 = time.perf_counter()
         found = detector.detect(f, [(0, 0, w, h)])  # type: ignore[arg-type]
         t1 = time.perf_counter()
-        vehicles: list[Box] = vehicle_boxes(found)
+        vehicles: list[Box] = pipeline.vehicle_boxes(found)  # (this function shares its name)
         if not vehicles:
             continue
         plates += len(reader.read_image(f, vehicles, i % every == 0))  # type: ignore[arg-type]

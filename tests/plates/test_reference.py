@@ -32,22 +32,3 @@ def test_a_missing_reference_file_is_a_fault(
     with pytest.raises(DriverFault, match=REFERENCE_PLATES[0].file):
         read_references(reader, ["us"])
 
-
-def test_the_renderer_draws_the_committed_references(tmp_path: Path) -> None:
-    """``python -m training.reference_plates`` makes files the models read as the committed
-    ones (its pixels follow the fonts installed, so they are compared by reading)."""
-    pytest.importorskip("PIL", reason="the renderer needs Pillow (training extra)")
-    from training.reference_plates import draw
-
-    try:
-        written = draw(tmp_path)
-    except (OSError, FileNotFoundError) as exc:  # the Debian fonts (scripts/setup) are absent
-        pytest.skip(f"renderer fonts missing: {exc}")
-    assert [p.name for p in written] == [p.file for p in REFERENCE_PLATES]
-    monkeypatch = pytest.MonkeyPatch()
-    monkeypatch.setattr(reference, "REFERENCE_DIR", tmp_path)
-    try:
-        reader = PlateReader.from_config(PlatesConfig())
-        assert all(r.right for r in read_references(reader, ["cn", "us"]))
-    finally:
-        monkeypatch.undo()

@@ -472,3 +472,21 @@ def test_vanity_words_are_plate_text_with_vowels_and_some_digits(
 def test_us_serials_draw_o_rarely_and_i_q_less_often_than_other_letters() -> None:
     counts = {c: render.US_LETTERS.count(c) for c in "AOIQZ"}
     assert counts == {"A": 8, "O": 1, "I": 3, "Q": 3, "Z": 8}
+
+
+def test_the_renderer_draws_the_committed_reference_plates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``python -m training.reference_plates`` makes files the models read as the committed
+    self-test plates (``agent/plates/reference``; its pixels follow the fonts installed, so
+    they are compared by reading)."""
+    from agent.plates import reference
+    from agent.plates.config import PlatesConfig
+    from agent.plates.reader import PlateReader
+    from training.reference_plates import draw
+
+    written = draw(tmp_path)
+    assert [p.name for p in written] == [p.file for p in reference.REFERENCE_PLATES]
+    monkeypatch.setattr(reference, "REFERENCE_DIR", tmp_path)
+    reader = PlateReader.from_config(PlatesConfig())
+    assert all(r.right for r in reference.read_references(reader, ["cn", "us"]))
